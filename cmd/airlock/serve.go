@@ -1,0 +1,202 @@
+package main
+
+import (
+	"context"
+	"debug/elf"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/airlock-sandbox/airlock/internal/api"
+	"github.com/airlock-sandbox/airlock/internal/apikey"
+	"github.com/airlock-sandbox/airlock/internal/gateway"
+	"github.com/airlock-sandbox/airlock/internal/network"
+	"github.com/airlock-sandbox/airlock/internal/orchestrator"
+	"github.com/airlock-sandbox/airlock/internal/runtime/oci"
+	"github.com/airlock-sandbox/airlock/internal/store/sqlite"
+	"github.com/airlock-sandbox/airlock/internal/template"
+)
+
+type serveOptions struct {
+	addr    string
+	dataDir string
+	runtime string
+	domain  string
+	verbose bool
+}
+
+func newServeCmd() *cobra.Command {
+	var o serveOptions
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the Airlock server (control API and sandbox gateway on one listener)",
+		Long: `Run the Airlock server. Point the official E2B SDKs at it with
+E2B_API_URL=http://HOST:3000 and E2B_SANDBOX_URL=http://HOST:3000.
+
+On first start it builds the default templates (a few minutes) and prints an
+API key. Sandboxes keep running across a restart of the server.`,
+		Example: `  airlock serve
+  airlock serve --addr 127.0.0.1:3000 --data-dir /srv/airlock --runtime runsc`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return serve(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.addr, "addr", envOr("AIRLOCK_ADDR", ":3000"), "listen address (env AIRLOCK_ADDR)")
+	f.StringVar(&o.dataDir, "data-dir", envOr("AIRLOCK_DATA_DIR", "/var/lib/airlock"), "data directory (env AIRLOCK_DATA_DIR)")
+	f.StringVar(&o.runtime, "runtime", envOr("AIRLOCK_RUNTIME", "runc"), "isolation runtime: runc or runsc (env AIRLOCK_RUNTIME)")
+	f.StringVar(&o.domain, "domain", envOr("AIRLOCK_DOMAIN", ""), "sandbox domain for {port}-{id}.{domain} host routing (env AIRLOCK_DOMAIN)")
+	f.BoolVar(&o.verbose, "verbose", false, "debug logging")
+	return cmd
+}
+
+// serve assembles every subsystem in one visible place and runs until ctx
+// is cancelled.
+func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error {
+	level := slog.LevelInfo
+	if o.verbose {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	if os.Geteuid() != 0 {
+		return errors.New("airlock serve must run as root (it manages containers, mounts and network namespaces)")
+	}
+	self, err := selfBinary()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+
+	st, err := sqlite.Open(filepath.Join(o.dataDir, "airlock.db"))
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	defer st.Close()
+
+	keys, err := st.ListAPIKeys(ctx)
+	if err != nil {
+		return fmt.Errorf("list API keys: %w", err)
+	}
+	if len(keys) == 0 {
+		key, _, err := apikey.Create(ctx, st, "default")
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "\nYour API key (shown once; create more with `airlock keys create`):\n\n    E2B_API_KEY=%s\n\n", key)
+	}
+
+	templates := template.NewManager(template.Config{DataDir: o.dataDir}, st, log)
+	if err := templates.EnsureDefaults(ctx, stderr); err != nil {
+		return fmt.Errorf("prepare default templates: %w", err)
+	}
+
+	net_, err := network.New(ctx, network.Config{}, log)
+	if err != nil {
+		return fmt.Errorf("set up network: %w", err)
+	}
+	driver, err := oci.New(oci.Config{
+		Runtime:     o.runtime,
+		StateDir:    filepath.Join(o.dataDir, "sandboxes"),
+		RuntimeRoot: filepath.Join("/run/airlock", o.runtime),
+	}, log)
+	if err != nil {
+		return fmt.Errorf("set up runtime %s: %w", o.runtime, err)
+	}
+	orch, err := orchestrator.New(orchestrator.Config{
+		Store:      st,
+		Driver:     driver,
+		Network:    net_,
+		Templates:  templates,
+		Log:        log,
+		EnvdBinary: self,
+		EnvdArgs:   []string{"envd"},
+	})
+	if err != nil {
+		return err
+	}
+	if err := orch.Start(ctx); err != nil {
+		return err
+	}
+	defer orch.Close()
+
+	gw := gateway.New(routes{orch}, o.domain, log)
+	apiSrv := api.New(api.Config{Orchestrator: orch, Store: st, Log: log, Domain: o.domain})
+	hs := &http.Server{
+		Handler:           gw.Split(apiSrv),
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       620 * time.Second,
+		// No read/write timeouts: envd streams and big transfers are long-lived.
+	}
+	ln, err := net.Listen("tcp", o.addr)
+	if err != nil {
+		return err
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	log.Info("airlock listening", "addr", ln.Addr().String(), "runtime", o.runtime, "data_dir", o.dataDir)
+	fmt.Fprintf(stdout, "Airlock is ready on %s — E2B_API_URL=http://%s E2B_SANDBOX_URL=http://%s\n", ln.Addr(), dialable(ln.Addr()), dialable(ln.Addr()))
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down; sandboxes keep running and are adopted on the next start")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		log.Warn("graceful shutdown incomplete", "err", err)
+	}
+	return nil
+}
+
+// routes adapts the orchestrator to the gateway's resolver.
+type routes struct{ o *orchestrator.Orchestrator }
+
+func (r routes) Route(id string) (gateway.Route, bool) {
+	rt, ok := r.o.Route(id)
+	return gateway.Route{IP: rt.IP, Running: rt.Running, TrafficToken: rt.TrafficToken}, ok
+}
+
+// selfBinary returns this executable's path after checking it is static,
+// because it is bind-mounted into sandboxes whose libc may differ.
+func selfBinary() (string, error) {
+	p, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("find own executable: %w", err)
+	}
+	f, err := elf.Open(p)
+	if err != nil {
+		return "", fmt.Errorf("inspect %s: %w", p, err)
+	}
+	defer f.Close()
+	for _, prog := range f.Progs {
+		if prog.Type == elf.PT_INTERP {
+			return "", fmt.Errorf("%s is dynamically linked; build it with CGO_ENABLED=0 (make build) so it can run inside sandboxes", p)
+		}
+	}
+	return p, nil
+}
+
+func dialable(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}

@@ -1,0 +1,600 @@
+package api
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/airlock-sandbox/airlock/internal/orchestrator"
+	"github.com/airlock-sandbox/airlock/internal/store"
+)
+
+// clientID is a deprecated field the SDKs still require; infra sends this constant.
+const clientID = "6532622b"
+
+// sandboxJSON is E2B's `Sandbox` schema (create, connect, resume).
+type sandboxJSON struct {
+	TemplateID         string  `json:"templateID"`
+	SandboxID          string  `json:"sandboxID"`
+	ClientID           string  `json:"clientID"`
+	Alias              string  `json:"alias,omitempty"`
+	EnvdVersion        string  `json:"envdVersion"`
+	EnvdAccessToken    string  `json:"envdAccessToken,omitempty"`
+	TrafficAccessToken *string `json:"trafficAccessToken"`
+	Domain             *string `json:"domain"`
+}
+
+// listedJSON is `ListedSandbox`; detailJSON adds the `SandboxDetail` fields.
+type listedJSON struct {
+	TemplateID  string            `json:"templateID"`
+	SandboxID   string            `json:"sandboxID"`
+	ClientID    string            `json:"clientID"`
+	Alias       string            `json:"alias,omitempty"`
+	StartedAt   time.Time         `json:"startedAt"`
+	EndAt       time.Time         `json:"endAt"`
+	CPUCount    int               `json:"cpuCount"`
+	MemoryMB    int               `json:"memoryMB"`
+	DiskSizeMB  int               `json:"diskSizeMB"`
+	State       string            `json:"state"`
+	EnvdVersion string            `json:"envdVersion"`
+	Metadata    map[string]string `json:"metadata,omitempty"`
+}
+
+type lifecycleJSON struct {
+	AutoResume bool   `json:"autoResume"`
+	OnTimeout  string `json:"onTimeout"`
+}
+
+type detailJSON struct {
+	listedJSON
+	EnvdAccessToken     string        `json:"envdAccessToken,omitempty"`
+	AllowInternetAccess *bool         `json:"allowInternetAccess"`
+	Domain              *string       `json:"domain"`
+	Lifecycle           lifecycleJSON `json:"lifecycle"`
+}
+
+func (s *Server) domain() *string {
+	if s.cfg.Domain == "" {
+		return nil
+	}
+	d := s.cfg.Domain
+	return &d
+}
+
+func (s *Server) toSandbox(sb *store.Sandbox) sandboxJSON {
+	out := sandboxJSON{
+		TemplateID:      sb.TemplateID,
+		SandboxID:       sb.ID,
+		ClientID:        clientID,
+		Alias:           sb.Alias,
+		EnvdVersion:     orchestrator.EnvdVersion,
+		EnvdAccessToken: sb.AccessToken,
+		Domain:          s.domain(),
+	}
+	if sb.TrafficToken != "" {
+		t := sb.TrafficToken
+		out.TrafficAccessToken = &t
+	}
+	return out
+}
+
+// wireState reports only "running" or "paused": the Python SDK rejects others.
+func wireState(st store.SandboxState) string {
+	if st == store.StateRunning {
+		return "running"
+	}
+	return "paused"
+}
+
+func toListed(sb *store.Sandbox) listedJSON {
+	return listedJSON{
+		TemplateID:  sb.TemplateID,
+		SandboxID:   sb.ID,
+		ClientID:    clientID,
+		Alias:       sb.Alias,
+		StartedAt:   sb.StartedAt.UTC(),
+		EndAt:       sb.EndAt.UTC(),
+		CPUCount:    sb.CPUCount,
+		MemoryMB:    sb.MemoryMB,
+		DiskSizeMB:  sb.DiskSizeMB,
+		State:       wireState(sb.State),
+		EnvdVersion: orchestrator.EnvdVersion,
+		Metadata:    sb.Metadata,
+	}
+}
+
+type networkJSON struct {
+	AllowPublicTraffic *bool    `json:"allowPublicTraffic"`
+	AllowOut           []string `json:"allowOut"`
+	DenyOut            []string `json:"denyOut"`
+}
+
+type createJSON struct {
+	TemplateID          string            `json:"templateID"`
+	Timeout             *int64            `json:"timeout"`
+	Secure              *bool             `json:"secure"`
+	AllowInternetAccess *bool             `json:"allow_internet_access"`
+	Metadata            map[string]string `json:"metadata"`
+	EnvVars             map[string]string `json:"envVars"`
+	AutoPause           bool              `json:"autoPause"`
+	Network             *networkJSON      `json:"network"`
+}
+
+// defaultCreateTimeout is the spec's default when a client sends none.
+const defaultCreateTimeout = 15 * time.Second
+
+func (s *Server) createSandbox(w http.ResponseWriter, r *http.Request) {
+	var body createJSON
+	if err := decode(r, &body); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	req, err := createRequest(body)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	sb, err := s.cfg.Orchestrator.Create(r.Context(), req)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, s.toSandbox(sb))
+}
+
+// createRequest validates a create body and applies E2B's defaults.
+func createRequest(b createJSON) (orchestrator.CreateRequest, error) {
+	req := orchestrator.CreateRequest{
+		Template:      strings.TrimSpace(b.TemplateID),
+		Timeout:       defaultCreateTimeout,
+		Metadata:      b.Metadata,
+		EnvVars:       b.EnvVars,
+		AllowInternet: true,
+		AutoPause:     b.AutoPause,
+		PublicTraffic: true,
+	}
+	if req.Template == "" {
+		return req, fmt.Errorf("%w: templateID is required", orchestrator.ErrInvalid)
+	}
+	if b.Timeout != nil {
+		if *b.Timeout <= 0 {
+			return req, fmt.Errorf("%w: timeout must be a positive number of seconds", orchestrator.ErrInvalid)
+		}
+		req.Timeout = time.Duration(*b.Timeout) * time.Second
+	}
+	if b.Secure != nil {
+		req.Secure = *b.Secure
+	}
+	if b.AllowInternetAccess != nil {
+		req.AllowInternet = *b.AllowInternetAccess
+	}
+	if n := b.Network; n != nil {
+		if n.AllowPublicTraffic != nil && !*n.AllowPublicTraffic {
+			if !req.Secure {
+				return req, fmt.Errorf("%w: network.allowPublicTraffic=false requires secure: true", orchestrator.ErrInvalid)
+			}
+			req.PublicTraffic = false
+		}
+		var err error
+		if req.Network.AllowOut, err = parsePrefixes("allowOut", n.AllowOut); err != nil {
+			return req, err
+		}
+		if req.Network.DenyOut, err = parsePrefixes("denyOut", n.DenyOut); err != nil {
+			return req, err
+		}
+	}
+	for k := range b.EnvVars {
+		if k == "" || strings.ContainsAny(k, "=\x00") {
+			return req, fmt.Errorf("%w: invalid environment variable name %q", orchestrator.ErrInvalid, k)
+		}
+	}
+	return req, nil
+}
+
+// parsePrefixes accepts IPs and CIDRs. Domain rules need an egress proxy,
+// which Airlock does not have yet, so they are refused rather than ignored.
+func parsePrefixes(field string, in []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, v := range in {
+		if p, err := netip.ParsePrefix(v); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		if a, err := netip.ParseAddr(v); err == nil {
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+			continue
+		}
+		return nil, fmt.Errorf("%w: network.%s entry %q is not an IP or CIDR (domain rules are not supported)", orchestrator.ErrInvalid, field, v)
+	}
+	return out, nil
+}
+
+func (s *Server) getSandbox(w http.ResponseWriter, r *http.Request) {
+	sb, err := s.cfg.Orchestrator.Get(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	allow := sb.AllowInternet
+	onTimeout := "kill"
+	if sb.AutoPause {
+		onTimeout = "pause"
+	}
+	writeJSON(w, http.StatusOK, detailJSON{
+		listedJSON:          toListed(sb),
+		EnvdAccessToken:     sb.AccessToken,
+		AllowInternetAccess: &allow,
+		Domain:              s.domain(),
+		Lifecycle:           lifecycleJSON{OnTimeout: onTimeout},
+	})
+}
+
+func (s *Server) killSandbox(w http.ResponseWriter, r *http.Request) {
+	if err := s.cfg.Orchestrator.Kill(r.Context(), r.PathValue("id")); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+type timeoutJSON struct {
+	Timeout *int64 `json:"timeout"`
+}
+
+func (s *Server) setTimeout(w http.ResponseWriter, r *http.Request) {
+	var body timeoutJSON
+	if err := decode(r, &body); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if body.Timeout == nil {
+		s.fail(w, r, fmt.Errorf("%w: timeout is required", orchestrator.ErrInvalid))
+		return
+	}
+	if err := s.cfg.Orchestrator.SetTimeout(r.Context(), r.PathValue("id"), time.Duration(*body.Timeout)*time.Second); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) refresh(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Duration *int64 `json:"duration"`
+	}
+	if r.ContentLength != 0 {
+		if err := decode(r, &body); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+	}
+	d := int64(15)
+	if body.Duration != nil {
+		if *body.Duration < 0 || *body.Duration > 3600 {
+			s.fail(w, r, fmt.Errorf("%w: duration must be between 0 and 3600 seconds", orchestrator.ErrInvalid))
+			return
+		}
+		d = max(*body.Duration, 15)
+	}
+	if err := s.cfg.Orchestrator.Refresh(r.Context(), r.PathValue("id"), time.Duration(d)*time.Second); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) connect(w http.ResponseWriter, r *http.Request) {
+	var body timeoutJSON
+	if err := decode(r, &body); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if body.Timeout == nil || *body.Timeout < 0 {
+		s.fail(w, r, fmt.Errorf("%w: timeout is required and must not be negative", orchestrator.ErrInvalid))
+		return
+	}
+	sb, resumed, err := s.cfg.Orchestrator.Connect(r.Context(), r.PathValue("id"), time.Duration(*body.Timeout)*time.Second)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	status := http.StatusOK
+	if resumed {
+		status = http.StatusCreated
+	}
+	writeJSON(w, status, s.toSandbox(sb))
+}
+
+// resume is the deprecated endpoint: like connect, but 409 when running.
+func (s *Server) resume(w http.ResponseWriter, r *http.Request) {
+	var body timeoutJSON
+	if r.ContentLength != 0 {
+		if err := decode(r, &body); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+	}
+	id := r.PathValue("id")
+	cur, err := s.cfg.Orchestrator.Get(r.Context(), id)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if cur.State == store.StateRunning {
+		writeError(w, http.StatusConflict, "sandbox "+id+" is already running")
+		return
+	}
+	t := int64(15)
+	if body.Timeout != nil {
+		t = *body.Timeout
+	}
+	sb, _, err := s.cfg.Orchestrator.Connect(r.Context(), id, time.Duration(t)*time.Second)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, s.toSandbox(sb))
+}
+
+func (s *Server) pause(w http.ResponseWriter, r *http.Request) {
+	if err := s.cfg.Orchestrator.Pause(r.Context(), r.PathValue("id")); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// listSandboxesV1 is the deprecated unpaginated list of running sandboxes.
+func (s *Server) listSandboxesV1(w http.ResponseWriter, r *http.Request) {
+	f := store.SandboxFilter{States: []store.SandboxState{store.StateRunning}}
+	if md := r.URL.Query().Get("metadata"); md != "" {
+		m, err := parseMetadataQuery(md)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		f.Metadata = m
+	}
+	list, _, err := s.cfg.Orchestrator.List(r.Context(), f)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out := make([]listedJSON, 0, len(list))
+	for _, sb := range list {
+		out = append(out, toListed(sb))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) listSandboxesV2(w http.ResponseWriter, r *http.Request) {
+	f, err := parseListQuery(r.URL.Query())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	list, next, err := s.cfg.Orchestrator.List(r.Context(), f)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if next != nil {
+		w.Header().Set("X-Next-Token", encodeCursor(*next))
+	}
+	out := make([]listedJSON, 0, len(list))
+	for _, sb := range list {
+		out = append(out, toListed(sb))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// parseListQuery validates GET /v2/sandboxes parameters.
+func parseListQuery(q url.Values) (store.SandboxFilter, error) {
+	f := store.SandboxFilter{Limit: 100}
+	if v := q.Get("state"); v != "" {
+		for _, st := range strings.Split(v, ",") {
+			switch strings.TrimSpace(st) {
+			case "running":
+				f.States = append(f.States, store.StateRunning)
+			case "paused":
+				f.States = append(f.States, store.StatePausing, store.StatePaused)
+			default:
+				return f, fmt.Errorf("%w: invalid state %q (want running or paused)", orchestrator.ErrInvalid, st)
+			}
+		}
+	}
+	if v := q.Get("metadata"); v != "" {
+		m, err := parseMetadataQuery(v)
+		if err != nil {
+			return f, err
+		}
+		f.Metadata = m
+	}
+	switch q.Get("order") {
+	case "", "desc":
+	case "asc":
+		f.Ascending = true
+	default:
+		return f, fmt.Errorf("%w: order must be asc or desc", orchestrator.ErrInvalid)
+	}
+	if v := q.Get("startedAfter"); v != "" {
+		t, err := parseTime(v)
+		if err != nil {
+			return f, fmt.Errorf("%w: startedAfter: %v", orchestrator.ErrInvalid, err)
+		}
+		f.StartedAfter = t
+	}
+	if v := q.Get("template"); v != "" {
+		if strings.Contains(v, ":") {
+			return f, fmt.Errorf("%w: template filter must not contain a tag", orchestrator.ErrInvalid)
+		}
+		f.TemplateID = v
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 100 {
+			return f, fmt.Errorf("%w: limit must be between 1 and 100", orchestrator.ErrInvalid)
+		}
+		f.Limit = n
+	}
+	if v := q.Get("nextToken"); v != "" {
+		c, err := decodeCursor(v)
+		if err != nil {
+			return f, err
+		}
+		f.After = &c
+	}
+	return f, nil
+}
+
+// parseMetadataQuery decodes the SDKs' double-encoded "k=v&k2=v2" filter.
+func parseMetadataQuery(v string) (map[string]string, error) {
+	raw, err := url.QueryUnescape(v)
+	if err != nil {
+		return nil, fmt.Errorf("%w: metadata filter: %v", orchestrator.ErrInvalid, err)
+	}
+	out := map[string]string{}
+	for _, pair := range strings.Split(raw, "&") {
+		if pair == "" {
+			continue
+		}
+		kv := strings.Split(pair, "=")
+		if len(kv) != 2 {
+			return nil, fmt.Errorf("%w: metadata filter pair %q is not key=value", orchestrator.ErrInvalid, pair)
+		}
+		k, err1 := url.QueryUnescape(kv[0])
+		val, err2 := url.QueryUnescape(kv[1])
+		if err := errors.Join(err1, err2); err != nil {
+			return nil, fmt.Errorf("%w: metadata filter: %v", orchestrator.ErrInvalid, err)
+		}
+		out[k] = val
+	}
+	return out, nil
+}
+
+func parseTime(v string) (time.Time, error) {
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999", "2006-01-02"} {
+		if t, err := time.Parse(layout, v); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("%q is not an RFC 3339 time", v)
+}
+
+// Cursors are opaque to clients: base64url("<RFC3339Nano>__<id>").
+func encodeCursor(c store.Cursor) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(c.StartedAt.UTC().Format(time.RFC3339Nano) + "__" + c.ID))
+}
+
+func decodeCursor(v string) (store.Cursor, error) {
+	bad := fmt.Errorf("%w: invalid nextToken", orchestrator.ErrInvalid)
+	raw, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(v, "="))
+	if err != nil {
+		return store.Cursor{}, bad
+	}
+	ts, id, ok := strings.Cut(string(raw), "__")
+	if !ok || id == "" {
+		return store.Cursor{}, bad
+	}
+	t, err := time.Parse(time.RFC3339Nano, ts)
+	if err != nil {
+		return store.Cursor{}, bad
+	}
+	return store.Cursor{StartedAt: t, ID: id}, nil
+}
+
+type metricJSON struct {
+	Timestamp     time.Time `json:"timestamp"`
+	TimestampUnix int64     `json:"timestampUnix"`
+	CPUCount      int       `json:"cpuCount"`
+	CPUUsedPct    float64   `json:"cpuUsedPct"`
+	MemUsed       uint64    `json:"memUsed"`
+	MemTotal      uint64    `json:"memTotal"`
+	MemCache      uint64    `json:"memCache"`
+	DiskUsed      uint64    `json:"diskUsed"`
+	DiskTotal     uint64    `json:"diskTotal"`
+}
+
+// metrics returns the current sample; Airlock keeps no metric history yet,
+// so the series has one point.
+func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
+	sb, st, err := s.cfg.Orchestrator.Stats(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	now := time.Now().UTC()
+	memTotal := st.MemoryLimit
+	if memTotal == 0 || memTotal > uint64(sb.MemoryMB)<<20 {
+		memTotal = uint64(sb.MemoryMB) << 20
+	}
+	cpuPct := 0.0
+	if life := now.Sub(sb.StartedAt); life > 0 && sb.CPUCount > 0 {
+		cpuPct = 100 * float64(st.CPUUsageNanos) / float64(life.Nanoseconds()) / float64(sb.CPUCount)
+	}
+	writeJSON(w, http.StatusOK, []metricJSON{{
+		Timestamp:     now,
+		TimestampUnix: now.Unix(),
+		CPUCount:      sb.CPUCount,
+		CPUUsedPct:    cpuPct,
+		MemUsed:       st.MemoryBytes,
+		MemTotal:      memTotal,
+		MemCache:      st.MemoryCache,
+		DiskTotal:     uint64(sb.DiskSizeMB) << 20,
+	}})
+}
+
+type logLineJSON struct {
+	Timestamp time.Time `json:"timestamp"`
+	Line      string    `json:"line"`
+}
+
+type logEntryJSON struct {
+	Timestamp time.Time         `json:"timestamp"`
+	Level     string            `json:"level"`
+	Message   string            `json:"message"`
+	Fields    map[string]string `json:"fields"`
+}
+
+func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	var since time.Time
+	if v := q.Get("start"); v != "" {
+		ms, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			s.fail(w, r, fmt.Errorf("%w: start must be unix milliseconds", orchestrator.ErrInvalid))
+			return
+		}
+		since = time.UnixMilli(ms).UTC()
+	}
+	limit := 1000
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			s.fail(w, r, fmt.Errorf("%w: limit must be a non-negative integer", orchestrator.ErrInvalid))
+			return
+		}
+		limit = min(n, 1000)
+	}
+	events, err := s.cfg.Orchestrator.Events(r.Context(), r.PathValue("id"), since, limit)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out := struct {
+		Logs       []logLineJSON  `json:"logs"`
+		LogEntries []logEntryJSON `json:"logEntries"`
+	}{Logs: []logLineJSON{}, LogEntries: []logEntryJSON{}}
+	for _, e := range events {
+		line := fmt.Sprintf(`{"level":%q,"msg":%q}`, e.Level, e.Message)
+		out.Logs = append(out.Logs, logLineJSON{Timestamp: e.Time, Line: line})
+		out.LogEntries = append(out.LogEntries, logEntryJSON{Timestamp: e.Time, Level: e.Level, Message: e.Message, Fields: map[string]string{}})
+	}
+	writeJSON(w, http.StatusOK, out)
+}

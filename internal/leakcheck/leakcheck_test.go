@@ -1,0 +1,99 @@
+package leakcheck
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+func TestParseRuleset(t *testing.T) {
+	ruleset := `table inet filter { # handle 1
+	chain forward { # handle 1
+		type filter hook forward priority filter; policy accept;
+		jump airlock-fwd # handle 4
+		ip saddr 10.0.0.1 accept # handle 5
+	}
+	chain airlock-fwd { # handle 2
+		iifname "al1" accept # handle 3
+	}
+}
+table ip airlock { # handle 2
+	chain postrouting { # handle 1
+		masquerade # handle 2
+	}
+}
+table ip other { # handle 3
+}
+`
+	got := parseRuleset(ruleset, "airlock")
+	want := []string{
+		"nft rule inet filter forward: jump airlock-fwd # handle 4",
+		"nft chain inet filter airlock-fwd",
+		`nft rule inet filter airlock-fwd: iifname "al1" accept # handle 3`,
+		"nft table ip airlock",
+		"nft rule ip airlock postrouting: masquerade # handle 2",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("parseRuleset =\n%q\nwant\n%q", got, want)
+	}
+}
+
+func TestUnescape(t *testing.T) {
+	for in, want := range map[string]string{`/a\040b`: "/a b", `/plain`: "/plain", `/x\`: `/x\`} {
+		if got := unescape(in); got != want {
+			t.Errorf("unescape(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestCheckFindsMountAndCgroup leaks a tmpfs mount and a cgroup on
+// purpose and expects Diff to name both, then cleans up and expects none.
+func TestCheckFindsMountAndCgroup(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("needs root to mount and create cgroups")
+	}
+	root := t.TempDir()
+	parent := "leakchecktest"
+	o := Options{MountRoots: []string{root}, CgroupParents: []string{parent}}
+	before, err := SnapshotWith(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mnt := filepath.Join(root, "m")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", mnt, "tmpfs", 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	cg := "/sys/fs/cgroup/pids/" + parent + "/x1"
+	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
+		cg = "/sys/fs/cgroup/" + parent + "/x1"
+	}
+	if err := os.MkdirAll(cg, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = unix.Unmount(mnt, unix.MNT_DETACH)
+		_ = os.Remove(cg)
+		_ = os.Remove(filepath.Dir(cg))
+	})
+	after, err := SnapshotWith(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"cgroup " + cg, "mount " + mnt + " (tmpfs)"}
+	if got := before.Diff(after); !reflect.DeepEqual(got, want) {
+		t.Errorf("Diff = %q, want %q", got, want)
+	}
+	if err := unix.Unmount(mnt, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(cg); err != nil {
+		t.Fatal(err)
+	}
+	Check(t, before)
+}

@@ -1,0 +1,189 @@
+// Package network gives each sandbox its own network namespace, joined to a
+// host bridge by a veth pair, with an address from the sandbox subnet, NAT to
+// the outside and a per-sandbox egress policy enforced with nftables.
+//
+// Isolation between sandboxes works without br_netfilter: every sandbox port
+// on the bridge is an isolated port (IFLA_BRPORT_ISOLATED), so the bridge
+// never forwards a frame from one sandbox to another. The bridge answers ARP
+// for the whole subnet on the sandboxes' behalf (proxy_arp_pvlan), so traffic
+// between sandboxes, when a policy allows it, is routed through the host where
+// the nftables forward chain sees and filters it like any other egress.
+package network
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+
+	"github.com/google/nftables"
+	"github.com/vishvananda/netns"
+)
+
+// Sentinel errors for callers to test with errors.Is.
+var (
+	ErrInvalidID      = errors.New("network: invalid sandbox id")
+	ErrInvalidConfig  = errors.New("network: invalid config")
+	ErrInvalidPolicy  = errors.New("network: invalid policy")
+	ErrExists         = errors.New("network: endpoint already exists")
+	ErrNotFound       = errors.New("network: endpoint not found")
+	ErrSubnetFull     = errors.New("network: no free address in subnet")
+	ErrEndpointsExist = errors.New("network: endpoints still attached")
+)
+
+// Config describes the host side of the sandbox network.
+type Config struct {
+	Bridge   string       // default "airlock0"; also names the nftables tables
+	Subnet   netip.Prefix // default 10.213.0.0/16; gateway = first address, on the bridge
+	NetnsDir string       // where named netns are bind-mounted, default /run/netns (ip-netns compatible)
+	// AlwaysDenyOut is denied to every sandbox unless its AllowOut names it.
+	// Nil means the default: link-local 169.254.0.0/16 (cloud metadata services).
+	AlwaysDenyOut []netip.Prefix
+}
+
+// Policy is a sandbox's egress policy.
+type Policy struct {
+	AllowInternet bool           // false = no egress at all beyond replies to connections made to the sandbox
+	AllowOut      []netip.Prefix // explicitly allowed destinations (win over DenyOut and over the default isolation)
+	DenyOut       []netip.Prefix // denied destinations ("0.0.0.0/0" = everything)
+}
+
+// Endpoint is a sandbox's attachment to the network.
+type Endpoint struct {
+	ID        string
+	NetNSPath string // bind-mounted netns to hand to the OCI runtime
+	IP        netip.Addr
+	Gateway   netip.Addr
+	PrefixLen int
+	HostVeth  string
+}
+
+// Manager owns the bridge, the nftables tables and the sandboxes' endpoints.
+type Manager struct {
+	cfg     Config
+	log     *slog.Logger
+	gateway netip.Addr
+	hostNS  netns.NsHandle
+	ipam    *ipam
+
+	nftMu sync.Mutex // serialises batches on nft
+	nft   *nftables.Conn
+
+	mu        sync.Mutex
+	endpoints map[string]*entry
+}
+
+// entry is one endpoint; its mutex serialises Attach/Detach/SetPolicy per id.
+type entry struct {
+	mu sync.Mutex
+	ep *Endpoint // nil while Attach is in flight or after a failed one
+}
+
+func (c Config) withDefaults() (Config, error) {
+	if c.Bridge == "" {
+		c.Bridge = "airlock0"
+	}
+	if !c.Subnet.IsValid() {
+		c.Subnet = netip.MustParsePrefix("10.213.0.0/16")
+	}
+	if c.NetnsDir == "" {
+		c.NetnsDir = "/run/netns"
+	}
+	if c.AlwaysDenyOut == nil {
+		c.AlwaysDenyOut = []netip.Prefix{netip.MustParsePrefix("169.254.0.0/16")}
+	}
+	c.Subnet = c.Subnet.Masked()
+	switch {
+	case len(c.Bridge) > 15:
+		return c, fmt.Errorf("%w: bridge name %q longer than 15 bytes", ErrInvalidConfig, c.Bridge)
+	case !c.Subnet.Addr().Is4():
+		return c, fmt.Errorf("%w: subnet %s is not IPv4", ErrInvalidConfig, c.Subnet)
+	case c.Subnet.Bits() > 30:
+		return c, fmt.Errorf("%w: subnet %s too small", ErrInvalidConfig, c.Subnet)
+	}
+	for _, p := range c.AlwaysDenyOut {
+		if !p.IsValid() || !p.Addr().Is4() {
+			return c, fmt.Errorf("%w: AlwaysDenyOut %s is not an IPv4 prefix", ErrInvalidConfig, p)
+		}
+	}
+	return c, nil
+}
+
+// New prepares the host: bridge, forwarding sysctls and nftables tables. It is
+// idempotent and rediscovers endpoints left by a previous process, so their
+// addresses are not handed out again and their firewall chains are kept.
+func New(ctx context.Context, cfg Config, log *slog.Logger) (*Manager, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	m := &Manager{
+		cfg:       cfg,
+		log:       log.With("component", "network", "bridge", cfg.Bridge),
+		gateway:   cfg.Subnet.Addr().Next(),
+		endpoints: map[string]*entry{},
+	}
+	m.ipam = newIPAM(cfg.Subnet, m.gateway)
+	if m.hostNS, err = netns.Get(); err != nil {
+		return nil, fmt.Errorf("network: open host netns: %w", err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			m.Close()
+		}
+	}()
+	if m.nft, err = nftables.New(nftables.AsLasting()); err != nil {
+		return nil, fmt.Errorf("network: nftables: %w", err)
+	}
+	if err := ensureNetnsDir(cfg.NetnsDir); err != nil {
+		return nil, err
+	}
+	if err := m.setupBridge(); err != nil {
+		return nil, err
+	}
+	if err := m.setupSysctls(); err != nil {
+		return nil, err
+	}
+	found, err := m.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for i := range found {
+		ep := found[i]
+		if ep.IP.IsValid() {
+			m.ipam.reserve(ep.IP)
+		}
+		m.endpoints[ep.ID] = &entry{ep: &ep}
+	}
+	if err := m.setupFirewall(found); err != nil {
+		return nil, err
+	}
+	m.log.Info("network ready", "subnet", cfg.Subnet, "gateway", m.gateway, "endpoints", len(found))
+	ok = true
+	return m, nil
+}
+
+// Close releases the manager's handles; it leaves the host configuration alone.
+func (m *Manager) Close() error {
+	var errs []error
+	if m.nft != nil {
+		errs = append(errs, m.nft.CloseLasting())
+		m.nft = nil
+	}
+	if m.hostNS.IsOpen() {
+		errs = append(errs, m.hostNS.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Gateway is the bridge's address, the sandboxes' default route.
+func (m *Manager) Gateway() netip.Addr { return m.gateway }
+
+// Config returns the effective configuration, defaults filled in.
+func (m *Manager) Config() Config { return m.cfg }

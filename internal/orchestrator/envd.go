@@ -1,0 +1,98 @@
+package orchestrator
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"time"
+)
+
+// envdInit is the body of envd's POST /init.
+type envdInit struct {
+	EnvVars     map[string]string `json:"envVars"`
+	AccessToken string            `json:"accessToken,omitempty"`
+	DefaultUser string            `json:"defaultUser,omitempty"`
+	Timestamp   time.Time         `json:"timestamp"`
+}
+
+// envdClient talks to envd over the bridge, bypassing the gateway.
+type envdClient struct {
+	http *http.Client
+	port int
+}
+
+func newEnvdClient(port int) *envdClient {
+	tr := &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: time.Second}).DialContext,
+		MaxIdleConnsPerHost: 2,
+		IdleConnTimeout:     30 * time.Second,
+	}
+	return &envdClient{http: &http.Client{Transport: tr}, port: port}
+}
+
+func (c *envdClient) close() { c.http.CloseIdleConnections() }
+
+func (c *envdClient) url(ip netip.Addr, path string) string {
+	return "http://" + net.JoinHostPort(ip.String(), strconv.Itoa(c.port)) + path
+}
+
+// waitReady polls envd's /health until it answers. The first polls are
+// tight because envd usually starts within a few milliseconds.
+func (c *envdClient) waitReady(ctx context.Context, ip netip.Addr, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	delay := time.Millisecond
+	var lastErr error
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url(ip, "/health"), nil)
+		if err != nil {
+			return err
+		}
+		resp, err := c.http.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode/100 == 2 {
+				return nil
+			}
+			lastErr = fmt.Errorf("health status %d", resp.StatusCode)
+		} else {
+			lastErr = err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (last error: %v)", ctx.Err(), lastErr)
+		case <-time.After(delay):
+		}
+		if delay < 20*time.Millisecond {
+			delay *= 2
+		}
+	}
+}
+
+func (c *envdClient) init(ctx context.Context, ip netip.Addr, body envdInit) error {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url(ip, "/init"), bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("envd /init: status %d", resp.StatusCode)
+	}
+	return nil
+}

@@ -1,0 +1,637 @@
+// Package orchestrator owns the sandbox lifecycle: it turns API requests into
+// runtime and network operations, records every state change in the store
+// before acknowledging it, enforces timeouts, and adopts or cleans up
+// sandboxes after a restart.
+package orchestrator
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/airlock-sandbox/airlock/internal/network"
+	"github.com/airlock-sandbox/airlock/internal/runtime"
+	"github.com/airlock-sandbox/airlock/internal/store"
+)
+
+// EnvdVersion is the E2B envd version Airlock's envd is compatible with; SDKs
+// gate features on it.
+const EnvdVersion = "0.6.13"
+
+// EnvdPort is where envd listens inside every sandbox.
+const EnvdPort = 49983
+
+// Paths inside the sandbox.
+const (
+	envdMountPath = "/.airlock/envd"
+)
+
+// Network is the part of the network manager the orchestrator uses.
+type Network interface {
+	Attach(ctx context.Context, id string, p network.Policy) (*network.Endpoint, error)
+	Detach(ctx context.Context, id string) error
+	SetPolicy(ctx context.Context, id string, p network.Policy) error
+	List(ctx context.Context) ([]network.Endpoint, error)
+}
+
+// Templates resolves template references (ID or alias) to ready templates.
+type Templates interface {
+	Resolve(ctx context.Context, ref string) (*store.Template, error)
+}
+
+// Config wires the orchestrator's dependencies.
+type Config struct {
+	Store     store.Store
+	Driver    runtime.Driver
+	Network   Network
+	Templates Templates
+	Log       *slog.Logger
+
+	// EnvdBinary is a static binary on the host that is bind-mounted into
+	// every sandbox and started as its init with EnvdArgs.
+	EnvdBinary string
+	EnvdArgs   []string
+
+	DefaultCPU      int           // default 2
+	DefaultMemoryMB int           // default 1024
+	PidsMax         int64         // default 1024
+	MaxTimeout      time.Duration // default 24h
+	ReapInterval    time.Duration // default 250ms
+	ReadyTimeout    time.Duration // how long envd may take to come up; default 30s
+	DefaultUser     string        // default "user"
+	EnvdPort        int           // default EnvdPort; tests point it elsewhere
+}
+
+// Orchestrator manages sandboxes. Create one with New and call Start.
+type Orchestrator struct {
+	cfg  Config
+	log  *slog.Logger
+	envd *envdClient
+
+	mu    sync.Mutex
+	live  map[string]*entry // running and paused sandboxes
+	locks map[string]*sync.Mutex
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// entry is the in-memory view of a live sandbox, kept for the gateway's hot path.
+type entry struct {
+	ip           netip.Addr
+	state        store.SandboxState
+	endAt        time.Time
+	autoPause    bool
+	trafficToken string
+}
+
+// New validates the configuration and builds an orchestrator.
+func New(cfg Config) (*Orchestrator, error) {
+	if cfg.Store == nil || cfg.Driver == nil || cfg.Network == nil || cfg.Templates == nil {
+		return nil, errors.New("orchestrator: store, driver, network and templates are required")
+	}
+	if cfg.EnvdBinary == "" {
+		return nil, errors.New("orchestrator: envd binary is required")
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.DefaultCPU <= 0 {
+		cfg.DefaultCPU = 2
+	}
+	if cfg.DefaultMemoryMB <= 0 {
+		cfg.DefaultMemoryMB = 1024
+	}
+	if cfg.PidsMax <= 0 {
+		cfg.PidsMax = 1024
+	}
+	if cfg.MaxTimeout <= 0 {
+		cfg.MaxTimeout = 24 * time.Hour
+	}
+	if cfg.ReapInterval <= 0 {
+		cfg.ReapInterval = 250 * time.Millisecond
+	}
+	if cfg.ReadyTimeout <= 0 {
+		cfg.ReadyTimeout = 30 * time.Second
+	}
+	if cfg.EnvdPort == 0 {
+		cfg.EnvdPort = EnvdPort
+	}
+	if cfg.DefaultUser == "" {
+		cfg.DefaultUser = "user"
+	}
+	return &Orchestrator{
+		cfg:   cfg,
+		log:   cfg.Log.With("component", "orchestrator"),
+		envd:  newEnvdClient(cfg.EnvdPort),
+		live:  map[string]*entry{},
+		locks: map[string]*sync.Mutex{},
+		stop:  make(chan struct{}),
+	}, nil
+}
+
+// Start recovers sandboxes left from a previous run and starts the reaper.
+func (o *Orchestrator) Start(ctx context.Context) error {
+	if err := o.recover(ctx); err != nil {
+		return fmt.Errorf("recover sandboxes: %w", err)
+	}
+	o.wg.Add(1)
+	go o.reapLoop()
+	return nil
+}
+
+// Close stops the reaper. Sandboxes keep running; the next Start adopts them.
+func (o *Orchestrator) Close() {
+	close(o.stop)
+	o.wg.Wait()
+	o.envd.close()
+}
+
+// lock serialises lifecycle operations on one sandbox.
+func (o *Orchestrator) lock(id string) func() {
+	o.mu.Lock()
+	l, ok := o.locks[id]
+	if !ok {
+		l = &sync.Mutex{}
+		o.locks[id] = l
+	}
+	o.mu.Unlock()
+	l.Lock()
+	return l.Unlock
+}
+
+// CreateRequest is a validated request for a new sandbox.
+type CreateRequest struct {
+	Template      string
+	Timeout       time.Duration
+	Metadata      map[string]string
+	EnvVars       map[string]string
+	Secure        bool
+	AllowInternet bool
+	AutoPause     bool
+	Network       network.Policy // AllowOut/DenyOut; AllowInternet is taken from the field above
+	PublicTraffic bool           // false ⇒ a traffic access token is issued
+}
+
+// Create makes a new running sandbox and returns its record once envd
+// answers, so the caller's very next envd request succeeds.
+func (o *Orchestrator) Create(ctx context.Context, req CreateRequest) (*store.Sandbox, error) {
+	if req.Timeout <= 0 {
+		return nil, fmt.Errorf("%w: timeout must be positive", ErrInvalid)
+	}
+	if req.Timeout > o.cfg.MaxTimeout {
+		return nil, fmt.Errorf("%w: timeout exceeds the maximum of %d seconds", ErrInvalid, int(o.cfg.MaxTimeout.Seconds()))
+	}
+	tpl, err := o.cfg.Templates.Resolve(ctx, req.Template)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, fmt.Errorf("%w: %q", ErrTemplateNotFound, req.Template)
+		}
+		return nil, fmt.Errorf("resolve template %q: %w", req.Template, err)
+	}
+
+	now := time.Now().UTC()
+	sb := &store.Sandbox{
+		ID:            newID(),
+		TemplateID:    tpl.ID,
+		Alias:         aliasFor(tpl, req.Template),
+		State:         store.StateCreating,
+		Runtime:       o.cfg.Driver.Name(),
+		Metadata:      nonNil(req.Metadata),
+		EnvVars:       nonNil(req.EnvVars),
+		Secure:        req.Secure,
+		AllowInternet: req.AllowInternet,
+		AutoPause:     req.AutoPause,
+		CPUCount:      cpuOr(tpl.CPUCount, o.cfg.DefaultCPU),
+		MemoryMB:      cpuOr(tpl.MemoryMB, o.cfg.DefaultMemoryMB),
+		DiskSizeMB:    tpl.DiskSizeMB,
+		StartedAt:     now,
+		EndAt:         now.Add(req.Timeout),
+		UpdatedAt:     now,
+	}
+	if req.Secure {
+		sb.AccessToken = randomHex(32)
+	}
+	if !req.PublicTraffic {
+		sb.TrafficToken = randomHex(32)
+	}
+	unlock := o.lock(sb.ID)
+	defer unlock()
+
+	if err := o.cfg.Store.CreateSandbox(ctx, sb); err != nil {
+		return nil, fmt.Errorf("record sandbox: %w", err)
+	}
+	o.event(ctx, sb.ID, "info", "creating sandbox from template "+tpl.ID)
+
+	// Use a context detached from the request for the create itself: a
+	// client that hangs up mid-create must not leave half-built resources.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.cfg.ReadyTimeout+30*time.Second)
+	defer cancel()
+	ip, err := o.boot(cctx, sb, tpl, policyFor(req.AllowInternet, req.Network))
+	if err != nil {
+		o.teardown(cctx, sb.ID)
+		o.finish(cctx, sb.ID, "create failed: "+err.Error())
+		return nil, err
+	}
+	updated, err := o.cfg.Store.UpdateSandbox(cctx, sb.ID, func(s *store.Sandbox) error {
+		s.State = store.StateRunning
+		s.IP = ip.String()
+		s.UpdatedAt = time.Now().UTC()
+		return nil
+	})
+	if err != nil {
+		o.teardown(cctx, sb.ID)
+		o.finish(cctx, sb.ID, "create failed: "+err.Error())
+		return nil, fmt.Errorf("record running sandbox: %w", err)
+	}
+	o.track(updated, ip)
+	if err := o.cfg.Store.TouchTemplate(cctx, tpl.ID, now); err != nil {
+		o.log.Warn("touch template", "template", tpl.ID, "err", err)
+	}
+	o.event(ctx, sb.ID, "info", "sandbox running")
+	return updated, nil
+}
+
+// boot attaches the network, starts the container and configures envd.
+func (o *Orchestrator) boot(ctx context.Context, sb *store.Sandbox, tpl *store.Template, pol network.Policy) (netip.Addr, error) {
+	ep, err := o.cfg.Network.Attach(ctx, sb.ID, pol)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("attach network: %w", err)
+	}
+	spec := runtime.Spec{
+		ID:        sb.ID,
+		RootfsDir: tpl.RootfsDir,
+		Args:      append([]string{envdMountPath}, o.cfg.EnvdArgs...),
+		Env:       []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
+		Hostname:  "e2b",
+		NetNSPath: ep.NetNSPath,
+		Mounts:    []runtime.Mount{{Source: o.cfg.EnvdBinary, Destination: envdMountPath, ReadOnly: true}},
+		Resources: runtime.Resources{
+			CPUCount: sb.CPUCount,
+			MemoryMB: sb.MemoryMB,
+			PidsMax:  o.cfg.PidsMax,
+			DiskMB:   sb.DiskSizeMB,
+		},
+		Labels: map[string]string{"airlock.sandbox": sb.ID, "airlock.template": sb.TemplateID},
+	}
+	if _, err := o.cfg.Driver.Create(ctx, spec); err != nil {
+		return netip.Addr{}, fmt.Errorf("start container: %w", err)
+	}
+	if err := o.envd.waitReady(ctx, ep.IP, o.cfg.ReadyTimeout); err != nil {
+		return netip.Addr{}, fmt.Errorf("envd did not become ready: %w", err)
+	}
+	if err := o.envd.init(ctx, ep.IP, o.envdConfig(sb)); err != nil {
+		return netip.Addr{}, fmt.Errorf("configure envd: %w", err)
+	}
+	return ep.IP, nil
+}
+
+func (o *Orchestrator) envdConfig(sb *store.Sandbox) envdInit {
+	env := make(map[string]string, len(sb.EnvVars)+3)
+	for k, v := range sb.EnvVars {
+		env[k] = v
+	}
+	env["E2B_SANDBOX"] = "true"
+	env["E2B_SANDBOX_ID"] = sb.ID
+	env["E2B_TEMPLATE_ID"] = sb.TemplateID
+	return envdInit{
+		EnvVars:     env,
+		AccessToken: sb.AccessToken,
+		DefaultUser: o.cfg.DefaultUser,
+		Timestamp:   time.Now().UTC(),
+	}
+}
+
+// teardown removes the container and network of a sandbox; it is safe to call
+// on partially created sandboxes and logs instead of failing.
+func (o *Orchestrator) teardown(ctx context.Context, id string) {
+	if err := o.cfg.Driver.Kill(ctx, id); err != nil && !errors.Is(err, runtime.ErrNotFound) {
+		o.log.Error("kill container", "sandbox", id, "err", err)
+	}
+	if err := o.cfg.Network.Detach(ctx, id); err != nil {
+		o.log.Error("detach network", "sandbox", id, "err", err)
+	}
+	o.mu.Lock()
+	delete(o.live, id)
+	o.mu.Unlock()
+}
+
+// finish records a sandbox as killed with a reason.
+func (o *Orchestrator) finish(ctx context.Context, id, reason string) {
+	_, err := o.cfg.Store.UpdateSandbox(ctx, id, func(s *store.Sandbox) error {
+		s.State = store.StateKilled
+		s.EndedAt = time.Now().UTC()
+		s.EndReason = reason
+		s.UpdatedAt = s.EndedAt
+		return nil
+	})
+	if err != nil {
+		o.log.Error("record killed sandbox", "sandbox", id, "err", err)
+	}
+	o.event(ctx, id, "info", "sandbox killed: "+reason)
+}
+
+func (o *Orchestrator) track(sb *store.Sandbox, ip netip.Addr) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.live[sb.ID] = &entry{ip: ip, state: sb.State, endAt: sb.EndAt, autoPause: sb.AutoPause, trafficToken: sb.TrafficToken}
+}
+
+// Kill stops a sandbox and removes everything it used.
+func (o *Orchestrator) Kill(ctx context.Context, id string) error {
+	return o.kill(ctx, id, "killed by request")
+}
+
+func (o *Orchestrator) kill(ctx context.Context, id, reason string) error {
+	unlock := o.lock(id)
+	defer unlock()
+	sb, err := o.cfg.Store.GetSandbox(ctx, id)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("%w: %s", ErrNotFound, id)
+		}
+		return err
+	}
+	if sb.State == store.StateKilled {
+		return fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	ctx = context.WithoutCancel(ctx)
+	// Drop it from the routing table first so no new traffic reaches it.
+	o.mu.Lock()
+	delete(o.live, id)
+	o.mu.Unlock()
+	o.teardown(ctx, id)
+	o.finish(ctx, id, reason)
+	return nil
+}
+
+// Get returns a live (running or paused) sandbox.
+func (o *Orchestrator) Get(ctx context.Context, id string) (*store.Sandbox, error) {
+	sb, err := o.cfg.Store.GetSandbox(ctx, id)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
+		}
+		return nil, err
+	}
+	if sb.State == store.StateKilled || sb.State == store.StateCreating {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	return sb, nil
+}
+
+// List returns live sandboxes matching the filter. Killed sandboxes are never
+// listed; an empty state filter means running and paused.
+func (o *Orchestrator) List(ctx context.Context, f store.SandboxFilter) ([]*store.Sandbox, *store.Cursor, error) {
+	if len(f.States) == 0 {
+		f.States = []store.SandboxState{store.StateRunning, store.StatePausing, store.StatePaused}
+	}
+	return o.cfg.Store.ListSandboxes(ctx, f)
+}
+
+// SetTimeout sets the expiry to now+d; it may shorten the lifetime.
+func (o *Orchestrator) SetTimeout(ctx context.Context, id string, d time.Duration) error {
+	if d < 0 {
+		d = 0
+	}
+	if d > o.cfg.MaxTimeout {
+		return fmt.Errorf("%w: timeout exceeds the maximum of %d seconds", ErrInvalid, int(o.cfg.MaxTimeout.Seconds()))
+	}
+	_, err := o.extend(ctx, id, time.Now().UTC().Add(d), false)
+	return err
+}
+
+// Refresh extends the expiry to now+d, never shortening it.
+func (o *Orchestrator) Refresh(ctx context.Context, id string, d time.Duration) error {
+	_, err := o.extend(ctx, id, time.Now().UTC().Add(d), true)
+	return err
+}
+
+func (o *Orchestrator) extend(ctx context.Context, id string, endAt time.Time, onlyLater bool) (*store.Sandbox, error) {
+	unlock := o.lock(id)
+	defer unlock()
+	sb, err := o.cfg.Store.UpdateSandbox(ctx, id, func(s *store.Sandbox) error {
+		if s.State != store.StateRunning && s.State != store.StatePaused {
+			return fmt.Errorf("%w: %s", ErrNotFound, id)
+		}
+		if onlyLater && !endAt.After(s.EndAt) {
+			return nil
+		}
+		s.EndAt = endAt
+		s.UpdatedAt = time.Now().UTC()
+		return nil
+	})
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
+		}
+		return nil, err
+	}
+	o.mu.Lock()
+	if e, ok := o.live[id]; ok {
+		e.endAt = sb.EndAt
+	}
+	o.mu.Unlock()
+	return sb, nil
+}
+
+// Connect extends a running sandbox's lifetime (never shortening it) or
+// resumes a paused one. resumed reports which happened.
+func (o *Orchestrator) Connect(ctx context.Context, id string, d time.Duration) (sb *store.Sandbox, resumed bool, err error) {
+	cur, err := o.Get(ctx, id)
+	if err != nil {
+		return nil, false, err
+	}
+	if cur.State == store.StatePaused {
+		if err := o.resume(ctx, id); err != nil {
+			return nil, false, err
+		}
+		resumed = true
+	}
+	sb, err = o.extend(ctx, id, time.Now().UTC().Add(d), true)
+	return sb, resumed, err
+}
+
+// Pause freezes a running sandbox in memory.
+func (o *Orchestrator) Pause(ctx context.Context, id string) error {
+	p, ok := o.cfg.Driver.(runtime.Pauser)
+	if !ok {
+		return fmt.Errorf("pause with runtime %s: %w", o.cfg.Driver.Name(), runtime.ErrNotSupported)
+	}
+	unlock := o.lock(id)
+	defer unlock()
+	sb, err := o.Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	if sb.State != store.StateRunning {
+		return fmt.Errorf("%w: sandbox %s is already paused", ErrConflict, id)
+	}
+	if err := p.Pause(ctx, id); err != nil {
+		return fmt.Errorf("pause %s: %w", id, err)
+	}
+	if _, err := o.cfg.Store.UpdateSandbox(ctx, id, func(s *store.Sandbox) error {
+		s.State = store.StatePaused
+		s.UpdatedAt = time.Now().UTC()
+		return nil
+	}); err != nil {
+		return err
+	}
+	o.mu.Lock()
+	if e, ok := o.live[id]; ok {
+		e.state = store.StatePaused
+	}
+	o.mu.Unlock()
+	o.event(ctx, id, "info", "sandbox paused")
+	return nil
+}
+
+func (o *Orchestrator) resume(ctx context.Context, id string) error {
+	p, ok := o.cfg.Driver.(runtime.Pauser)
+	if !ok {
+		return fmt.Errorf("resume with runtime %s: %w", o.cfg.Driver.Name(), runtime.ErrNotSupported)
+	}
+	unlock := o.lock(id)
+	defer unlock()
+	sb, err := o.Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	if sb.State != store.StatePaused {
+		return nil
+	}
+	if err := p.Resume(ctx, id); err != nil {
+		return fmt.Errorf("resume %s: %w", id, err)
+	}
+	// Resync envd's clock and config, as E2B does after a resume.
+	if ip, err := netip.ParseAddr(sb.IP); err == nil {
+		if err := o.envd.init(ctx, ip, o.envdConfig(sb)); err != nil {
+			o.log.Warn("re-init envd after resume", "sandbox", id, "err", err)
+		}
+	}
+	if _, err := o.cfg.Store.UpdateSandbox(ctx, id, func(s *store.Sandbox) error {
+		s.State = store.StateRunning
+		s.UpdatedAt = time.Now().UTC()
+		return nil
+	}); err != nil {
+		return err
+	}
+	o.mu.Lock()
+	if e, ok := o.live[id]; ok {
+		e.state = store.StateRunning
+	}
+	o.mu.Unlock()
+	o.event(ctx, id, "info", "sandbox resumed")
+	return nil
+}
+
+// Route is what the gateway needs to forward a request to a sandbox.
+type Route struct {
+	IP           netip.Addr
+	Running      bool
+	TrafficToken string
+}
+
+// Route looks up a live sandbox without touching the store.
+func (o *Orchestrator) Route(id string) (Route, bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	e, ok := o.live[id]
+	if !ok {
+		return Route{}, false
+	}
+	return Route{IP: e.ip, Running: e.state == store.StateRunning, TrafficToken: e.trafficToken}, true
+}
+
+// Stats samples a live sandbox's resource usage.
+func (o *Orchestrator) Stats(ctx context.Context, id string) (*store.Sandbox, runtime.Stats, error) {
+	sb, err := o.Get(ctx, id)
+	if err != nil {
+		return nil, runtime.Stats{}, err
+	}
+	st, err := o.cfg.Driver.Stats(ctx, id)
+	if err != nil {
+		return nil, runtime.Stats{}, fmt.Errorf("stats %s: %w", id, err)
+	}
+	return sb, st, nil
+}
+
+// Events returns a sandbox's lifecycle log.
+func (o *Orchestrator) Events(ctx context.Context, id string, since time.Time, limit int) ([]store.Event, error) {
+	if _, err := o.cfg.Store.GetSandbox(ctx, id); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
+		}
+		return nil, err
+	}
+	return o.cfg.Store.ListEvents(ctx, id, since, limit)
+}
+
+func (o *Orchestrator) event(ctx context.Context, id, level, msg string) {
+	err := o.cfg.Store.AppendEvent(context.WithoutCancel(ctx), store.Event{SandboxID: id, Time: time.Now().UTC(), Level: level, Message: msg})
+	if err != nil {
+		o.log.Warn("append event", "sandbox", id, "err", err)
+	}
+}
+
+// policyFor turns the create-time switch into a network policy.
+func policyFor(allowInternet bool, p network.Policy) network.Policy {
+	p.AllowInternet = allowInternet
+	return p
+}
+
+const idAlphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+
+// newID returns a 20-character sandbox ID of [a-z0-9]: no '-', because
+// host-based routing splits "{port}-{id}" on it.
+func newID() string {
+	b := make([]byte, 20)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand never fails on Linux
+	}
+	for i := range b {
+		b[i] = idAlphabet[int(b[i])%len(idAlphabet)]
+	}
+	b[0] = 'i'
+	return string(b)
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+func nonNil(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
+}
+
+func cpuOr(v, def int) int {
+	if v > 0 {
+		return v
+	}
+	return def
+}
+
+func aliasFor(t *store.Template, ref string) string {
+	for _, a := range t.Aliases {
+		if a == ref {
+			return a
+		}
+	}
+	if len(t.Aliases) > 0 {
+		return t.Aliases[0]
+	}
+	return ""
+}

@@ -1,0 +1,58 @@
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/airlock-sandbox/airlock/internal/runtime"
+	"github.com/airlock-sandbox/airlock/internal/store"
+)
+
+// reapLoop kills (or pauses, with autoPause) sandboxes whose time is up. The
+// expiry lives in the store, so a restarted server keeps enforcing it.
+func (o *Orchestrator) reapLoop() {
+	defer o.wg.Done()
+	t := time.NewTicker(o.cfg.ReapInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-o.stop:
+			return
+		case now := <-t.C:
+			o.reapOnce(now)
+		}
+	}
+}
+
+func (o *Orchestrator) reapOnce(now time.Time) {
+	type due struct {
+		id        string
+		autoPause bool
+	}
+	var expired []due
+	o.mu.Lock()
+	for id, e := range o.live {
+		if e.state == store.StateRunning && e.endAt.Before(now) {
+			expired = append(expired, due{id, e.autoPause})
+		}
+	}
+	o.mu.Unlock()
+	ctx := context.Background()
+	for _, d := range expired {
+		if d.autoPause {
+			err := o.Pause(ctx, d.id)
+			if err == nil || errors.Is(err, ErrConflict) {
+				continue
+			}
+			if !errors.Is(err, runtime.ErrNotSupported) {
+				o.log.Error("auto-pause on timeout failed; killing", "sandbox", d.id, "err", err)
+			}
+		}
+		if err := o.kill(ctx, d.id, "timeout"); err != nil && !errors.Is(err, ErrNotFound) {
+			o.log.Error("kill expired sandbox", "sandbox", d.id, "err", err)
+		} else {
+			o.log.Info("sandbox timed out", "sandbox", d.id)
+		}
+	}
+}

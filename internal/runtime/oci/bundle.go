@@ -1,0 +1,137 @@
+package oci
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// bundle is the on-disk layout of one sandbox under StateDir/<id>.
+type bundle struct{ dir string }
+
+func (d *Driver) bundle(id string) bundle { return bundle{dir: filepath.Join(d.cfg.StateDir, id)} }
+
+func (b bundle) rootfs() string    { return filepath.Join(b.dir, "rootfs") }
+func (b bundle) upper() string     { return filepath.Join(b.dir, "upper") }
+func (b bundle) work() string      { return filepath.Join(b.dir, "work") }
+func (b bundle) etc() string       { return filepath.Join(b.dir, "etc") }
+func (b bundle) meta() string      { return filepath.Join(b.dir, "meta.json") }
+func (b bundle) config() string    { return filepath.Join(b.dir, "config.json") }
+func (b bundle) initLog() string   { return filepath.Join(b.dir, "init.log") }
+func (b bundle) pidFile() string   { return filepath.Join(b.dir, "init.pid") }
+func (b bundle) exists() bool      { _, err := os.Stat(b.dir); return err == nil }
+func (b bundle) hostsFile() string { return filepath.Join(b.etc(), "hosts") }
+func (b bundle) hostnameFile() string {
+	return filepath.Join(b.etc(), "hostname")
+}
+
+// meta is what Info and List need after a server restart.
+type meta struct {
+	ID       string            `json:"id"`
+	Runtime  string            `json:"runtime"`
+	Created  time.Time         `json:"created"`
+	Labels   map[string]string `json:"labels,omitempty"`
+	Hostname string            `json:"hostname,omitempty"`
+}
+
+func (b bundle) writeMeta(m meta) error {
+	data, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(b.meta(), data, 0o600)
+}
+
+func (b bundle) readMeta() (meta, error) {
+	var m meta
+	data, err := os.ReadFile(b.meta())
+	if err != nil {
+		return m, err
+	}
+	return m, json.Unmarshal(data, &m)
+}
+
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, perm); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// mountOverlay mounts the template read-only under a per-sandbox upper dir.
+func (b bundle) mountOverlay(lower string) error {
+	for _, s := range []string{lower, b.upper(), b.work()} {
+		if strings.ContainsAny(s, ",:\\") {
+			return fmt.Errorf("oci: overlay path %q contains a reserved character", s)
+		}
+	}
+	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", lower, b.upper(), b.work())
+	if err := unix.Mount("overlay", b.rootfs(), "overlay", unix.MS_NODEV, opts); err != nil {
+		return fmt.Errorf("oci: mount overlay on %s: %w", b.rootfs(), err)
+	}
+	return nil
+}
+
+// unmountOverlay unmounts the rootfs, retrying while something still holds
+// it busy and detaching lazily as the last resort.
+func (b bundle) unmountOverlay() error {
+	var err error
+	for i := 0; i < 20; i++ {
+		err = unix.Unmount(b.rootfs(), 0)
+		if err == nil || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT) {
+			return nil // EINVAL: not a mount point (never mounted or already gone)
+		}
+		if !errors.Is(err, unix.EBUSY) {
+			break
+		}
+		time.Sleep(time.Duration(i+1) * 10 * time.Millisecond)
+	}
+	if lerr := unix.Unmount(b.rootfs(), unix.MNT_DETACH); lerr != nil && !errors.Is(lerr, unix.EINVAL) {
+		return fmt.Errorf("oci: unmount %s: %w (lazy: %v)", b.rootfs(), err, lerr)
+	}
+	return nil
+}
+
+// writeEtc writes the files the sandbox sees as /etc/hostname and
+// /etc/hosts (bind-mounted read-only) and seeds /etc/resolv.conf in the
+// upper layer, so the sandbox may edit its own copy.
+func (b bundle) writeEtc(hostname string) error {
+	if err := os.MkdirAll(b.etc(), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(b.hostnameFile(), []byte(hostname+"\n"), 0o644); err != nil {
+		return err
+	}
+	hosts := "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t" + hostname + "\n"
+	if err := os.WriteFile(b.hostsFile(), []byte(hosts), 0o644); err != nil {
+		return err
+	}
+	resolv, err := hostResolvConf()
+	if err != nil {
+		return err
+	}
+	etc := filepath.Join(b.upper(), "etc")
+	if err := os.MkdirAll(etc, 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(etc, "resolv.conf"), resolv, 0o644)
+}
+
+// hostResolvConf returns the host's resolver config. With systemd-resolved
+// /etc/resolv.conf names 127.0.0.53, which is unreachable from a sandbox's
+// netns, so prefer the upstream list resolved keeps.
+func hostResolvConf() ([]byte, error) {
+	for _, p := range []string{"/run/systemd/resolve/resolv.conf", "/etc/resolv.conf"} {
+		if data, err := os.ReadFile(p); err == nil {
+			return data, nil
+		}
+	}
+	return []byte{}, nil
+}

@@ -1,0 +1,222 @@
+package oci
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/airlock-sandbox/airlock/internal/runtime"
+)
+
+type cgroupMode string
+
+const (
+	cgroupV1     cgroupMode = "v1"
+	cgroupV2     cgroupMode = "v2"
+	cgroupHybrid cgroupMode = "hybrid" // v1 controllers plus an (often empty) v2 tree
+)
+
+// cgroupLayout is where each hierarchy is mounted on this host.
+type cgroupLayout struct {
+	mode cgroupMode
+	// v1 maps a controller ("memory", "cpuacct", "pids", ...) to its mount point.
+	v1 map[string]string
+	// v2 is the cgroup2 mount point ("" if none).
+	v2 string
+	// all is every cgroup mount point, for removing leftovers.
+	all []string
+}
+
+const cgroupRoot = "/sys/fs/cgroup"
+
+func detectCgroups() (cgroupLayout, error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(cgroupRoot, &st); err != nil {
+		return cgroupLayout{}, fmt.Errorf("oci: statfs %s: %w", cgroupRoot, err)
+	}
+	l := cgroupLayout{v1: map[string]string{}}
+	mounts, err := cgroupMounts()
+	if err != nil {
+		return l, err
+	}
+	for _, m := range mounts {
+		l.all = append(l.all, m.dir)
+		if m.fstype == "cgroup2" {
+			l.v2 = m.dir
+			continue
+		}
+		for _, opt := range strings.Split(m.opts, ",") {
+			switch opt {
+			case "cpu", "cpuacct", "cpuset", "memory", "pids", "freezer", "devices", "blkio", "hugetlb", "net_cls", "net_prio", "perf_event", "rdma", "misc":
+				l.v1[opt] = m.dir
+			}
+		}
+	}
+	switch {
+	case st.Type == unix.CGROUP2_SUPER_MAGIC:
+		l.mode = cgroupV2
+	case l.v2 != "":
+		l.mode = cgroupHybrid
+	default:
+		l.mode = cgroupV1
+	}
+	if l.mode != cgroupV2 && l.v1["memory"] == "" {
+		return l, errors.New("oci: cgroup v1 without a memory controller mount")
+	}
+	return l, nil
+}
+
+type cgroupMount struct{ dir, fstype, opts string }
+
+// cgroupMounts parses /proc/self/mountinfo for cgroup and cgroup2 mounts.
+func cgroupMounts() ([]cgroupMount, error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil, fmt.Errorf("oci: %w", err)
+	}
+	defer f.Close()
+	var out []cgroupMount
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		// id parent maj:min root mountpoint opts [optional...] - fstype source superopts
+		left, right, ok := strings.Cut(sc.Text(), " - ")
+		if !ok {
+			continue
+		}
+		lf, rf := strings.Fields(left), strings.Fields(right)
+		if len(lf) < 5 || len(rf) < 3 {
+			continue
+		}
+		if rf[0] == "cgroup" || rf[0] == "cgroup2" {
+			out = append(out, cgroupMount{dir: unescapeMount(lf[4]), fstype: rf[0], opts: rf[2]})
+		}
+	}
+	return out, sc.Err()
+}
+
+// unescapeMount undoes mountinfo's octal escapes (\040 for space etc.).
+func unescapeMount(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(v))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// cgroupsPath is the absolute path inside each hierarchy. Absolute so that
+// runc does not nest it under the server's own cgroup.
+func (d *Driver) cgroupsPath(id string) string {
+	return "/" + d.cfg.CgroupParent + "/" + id
+}
+
+func readUint(path string) (uint64, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	s := strings.TrimSpace(string(b))
+	if s == "max" {
+		return 0, nil
+	}
+	return strconv.ParseUint(s, 10, 64)
+}
+
+// readKV reads one key of a flat "key value" cgroup file (memory.stat, cpu.stat).
+func readKV(path, key string) (uint64, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, " ")
+		if ok && k == key {
+			return strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("%s: no key %q", path, key)
+}
+
+// stats reads usage straight from the cgroup files: much cheaper than
+// `runtime events --stats`, which forks a Go binary per sample.
+func (l cgroupLayout) stats(path string) (runtime.Stats, error) {
+	var s runtime.Stats
+	var err error
+	if l.mode == cgroupV2 {
+		dir := filepath.Join(l.v2, path)
+		if _, err := os.Stat(dir); err != nil {
+			return s, err
+		}
+		usec, _ := readKV(filepath.Join(dir, "cpu.stat"), "usage_usec")
+		s.CPUUsageNanos = usec * 1000
+		s.MemoryBytes, _ = readUint(filepath.Join(dir, "memory.current"))
+		s.MemoryLimit, _ = readUint(filepath.Join(dir, "memory.max"))
+		s.MemoryCache, _ = readKV(filepath.Join(dir, "memory.stat"), "file")
+		s.Pids, _ = readUint(filepath.Join(dir, "pids.current"))
+		return s, nil
+	}
+	mem := filepath.Join(l.v1["memory"], path)
+	if s.MemoryBytes, err = readUint(filepath.Join(mem, "memory.usage_in_bytes")); err != nil {
+		return s, err
+	}
+	s.MemoryLimit, _ = readUint(filepath.Join(mem, "memory.limit_in_bytes"))
+	s.MemoryCache, _ = readKV(filepath.Join(mem, "memory.stat"), "total_cache")
+	if dir := l.v1["cpuacct"]; dir != "" {
+		s.CPUUsageNanos, _ = readUint(filepath.Join(dir, path, "cpuacct.usage"))
+	}
+	if dir := l.v1["pids"]; dir != "" {
+		s.Pids, _ = readUint(filepath.Join(dir, path, "pids.current"))
+	}
+	return s, nil
+}
+
+// remove deletes the sandbox's cgroup directories in every hierarchy,
+// children first. Cgroup dirs can only be rmdir'ed, never unlinked.
+func (l cgroupLayout) remove(path string) error {
+	var errs []error
+	for _, mnt := range l.all {
+		dir := filepath.Join(mnt, path)
+		if _, err := os.Stat(dir); err != nil {
+			continue
+		}
+		var dirs []string
+		_ = filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
+			if err == nil && e.IsDir() {
+				dirs = append(dirs, p)
+			}
+			return nil
+		})
+		for i := len(dirs) - 1; i >= 0; i-- {
+			if err := unix.Rmdir(dirs[i]); err != nil && !errors.Is(err, unix.ENOENT) {
+				errs = append(errs, fmt.Errorf("rmdir %s: %w", dirs[i], err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// exists reports whether any hierarchy still has the path.
+func (l cgroupLayout) exists(path string) bool {
+	for _, mnt := range l.all {
+		if _, err := os.Stat(filepath.Join(mnt, path)); err == nil {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,177 @@
+// Package oci implements runtime.Driver on top of an OCI runtime binary
+// (runc or gVisor's runsc): Airlock writes a bundle (config.json plus an
+// overlay rootfs) and drives the binary's CLI, as containerd does.
+package oci
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/airlock-sandbox/airlock/internal/runtime"
+)
+
+// Supported runtime names.
+const (
+	RuntimeRunc  = "runc"
+	RuntimeRunsc = "runsc"
+)
+
+// ErrNoBinary means the runtime binary could not be found or does not run.
+var ErrNoBinary = errors.New("oci: runtime binary not usable")
+
+// Config selects the runtime binary and where the driver keeps its files.
+type Config struct {
+	Runtime      string // "runc" (default) or "runsc"
+	Binary       string // path; default looked up on PATH and known locations
+	StateDir     string // per-sandbox bundles: StateDir/<id>/...; default /var/lib/airlock/<runtime>
+	RuntimeRoot  string // --root for the runtime; default /run/airlock/<runtime>
+	CgroupParent string // default "airlock"
+}
+
+// Driver runs sandboxes as OCI containers. It keeps no state of its own
+// beyond per-ID locks: everything else is rediscovered from bundle
+// directories and the runtime's own state.
+type Driver struct {
+	cfg     Config
+	log     *slog.Logger
+	cgroups cgroupLayout
+	limits  hostLimits
+
+	mu    sync.Mutex
+	locks map[string]*sync.Mutex
+}
+
+var binaryLocations = []string{"/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin", "/sbin", "/bin"}
+
+// New validates the runtime binary and detects the host's cgroup layout.
+func New(cfg Config, log *slog.Logger) (*Driver, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	if cfg.Runtime == "" {
+		cfg.Runtime = RuntimeRunc
+	}
+	if cfg.Runtime != RuntimeRunc && cfg.Runtime != RuntimeRunsc {
+		return nil, fmt.Errorf("oci: unknown runtime %q (want runc or runsc)", cfg.Runtime)
+	}
+	if cfg.CgroupParent == "" {
+		cfg.CgroupParent = "airlock"
+	}
+	if strings.Contains(cfg.CgroupParent, "..") {
+		return nil, fmt.Errorf("oci: invalid cgroup parent %q", cfg.CgroupParent)
+	}
+	cfg.CgroupParent = strings.Trim(cfg.CgroupParent, "/")
+	if cfg.StateDir == "" {
+		cfg.StateDir = filepath.Join("/var/lib/airlock", cfg.Runtime)
+	}
+	if cfg.RuntimeRoot == "" {
+		cfg.RuntimeRoot = filepath.Join("/run/airlock", cfg.Runtime)
+	}
+	bin, err := findBinary(cfg.Runtime, cfg.Binary)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Binary = bin
+	out, err := exec.Command(bin, "--version").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), cfg.Runtime) {
+		return nil, fmt.Errorf("%w: %s --version: %v: %s", ErrNoBinary, bin, err, strings.TrimSpace(string(out)))
+	}
+	cg, err := detectCgroups()
+	if err != nil {
+		return nil, err
+	}
+	for _, dir := range []string{cfg.StateDir, cfg.RuntimeRoot} {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("oci: %w", err)
+		}
+	}
+	limits := detectHostLimits()
+	if !limits.sysResource {
+		log.Warn("oci: no CAP_SYS_RESOURCE: sandbox init keeps the server's oom_score_adj and file limit",
+			"oom_score_adj", limits.oomScoreAdj, "nofile", limits.nofile)
+	}
+	log.Debug("oci driver ready", "runtime", cfg.Runtime, "binary", bin, "cgroups", cg.mode)
+	return &Driver{cfg: cfg, log: log, cgroups: cg, limits: limits, locks: map[string]*sync.Mutex{}}, nil
+}
+
+func findBinary(name, path string) (string, error) {
+	if path != "" {
+		if _, err := os.Stat(path); err != nil {
+			return "", fmt.Errorf("%w: %v", ErrNoBinary, err)
+		}
+		return path, nil
+	}
+	if p, err := exec.LookPath(name); err == nil {
+		return p, nil
+	}
+	for _, dir := range binaryLocations {
+		p := filepath.Join(dir, name)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%w: %s not found on PATH or in %v", ErrNoBinary, name, binaryLocations)
+}
+
+// Name reports the runtime's name ("runc" or "runsc").
+func (d *Driver) Name() string { return d.cfg.Runtime }
+
+// Capabilities lists which optional capabilities actually work with this
+// runtime, so callers need not try and fail.
+type Capabilities struct {
+	Pause      bool
+	Checkpoint bool
+}
+
+// Capabilities reports what this driver supports. Checkpoint needs runsc:
+// runc would need CRIU, which does not work on these kernels.
+func (d *Driver) Capabilities() Capabilities {
+	return Capabilities{Pause: true, Checkpoint: d.cfg.Runtime == RuntimeRunsc}
+}
+
+// CgroupMode reports the detected cgroup layout: "v1", "v2" or "hybrid".
+func (d *Driver) CgroupMode() string { return string(d.cgroups.mode) }
+
+// lock serialises operations on one sandbox ID.
+func (d *Driver) lock(id string) func() {
+	d.mu.Lock()
+	m, ok := d.locks[id]
+	if !ok {
+		m = &sync.Mutex{}
+		d.locks[id] = m
+	}
+	d.mu.Unlock()
+	m.Lock()
+	return m.Unlock
+}
+
+func (d *Driver) forget(id string) {
+	d.mu.Lock()
+	delete(d.locks, id)
+	d.mu.Unlock()
+}
+
+func validID(id string) error {
+	if id == "" || len(id) > 64 {
+		return fmt.Errorf("oci: invalid sandbox id %q", id)
+	}
+	for i, c := range id {
+		ok := c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || i > 0 && (c == '-' || c == '_')
+		if !ok {
+			return fmt.Errorf("oci: invalid sandbox id %q", id)
+		}
+	}
+	return nil
+}
+
+var (
+	_ runtime.Driver       = (*Driver)(nil)
+	_ runtime.Pauser       = (*Driver)(nil)
+	_ runtime.Checkpointer = (*Driver)(nil)
+)

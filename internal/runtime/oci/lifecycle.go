@@ -1,0 +1,307 @@
+package oci
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/airlock-sandbox/airlock/internal/runtime"
+)
+
+// Create mounts the overlay rootfs, writes the bundle and starts the init
+// process. On any error everything it made is undone.
+func (d *Driver) Create(ctx context.Context, spec runtime.Spec) (info runtime.Info, err error) {
+	if err := validID(spec.ID); err != nil {
+		return runtime.Info{}, err
+	}
+	if len(spec.Args) == 0 {
+		return runtime.Info{}, errors.New("oci: spec has no Args")
+	}
+	if fi, err := os.Stat(spec.RootfsDir); err != nil || !fi.IsDir() {
+		return runtime.Info{}, fmt.Errorf("oci: rootfs %q is not a directory: %v", spec.RootfsDir, err)
+	}
+	unlock := d.lock(spec.ID)
+	defer unlock()
+
+	b := d.bundle(spec.ID)
+	// Mkdir (not MkdirAll) is the atomic claim on the ID.
+	if err := os.Mkdir(b.dir, 0o700); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return runtime.Info{}, fmt.Errorf("oci: %s: %w", spec.ID, runtime.ErrAlreadyExists)
+		}
+		return runtime.Info{}, fmt.Errorf("oci: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			if cerr := d.cleanup(context.WithoutCancel(ctx), spec.ID); cerr != nil {
+				d.log.Warn("oci: cleanup after failed create", "id", spec.ID, "err", cerr)
+			}
+		}
+	}()
+	if err := d.prepareBundle(spec, b); err != nil {
+		return runtime.Info{}, err
+	}
+	log, err := os.OpenFile(b.initLog(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return runtime.Info{}, fmt.Errorf("oci: %w", err)
+	}
+	defer log.Close()
+	if err := d.runWithStdio(ctx, log, "create", "--bundle", b.dir, "--pid-file", b.pidFile(), spec.ID); err != nil {
+		return runtime.Info{}, err
+	}
+	if _, err := d.run(ctx, "start", spec.ID); err != nil {
+		return runtime.Info{}, err
+	}
+	return d.info(ctx, spec.ID)
+}
+
+// prepareBundle makes the directories, mounts the rootfs and writes the
+// metadata and config.json.
+func (d *Driver) prepareBundle(spec runtime.Spec, b bundle) error {
+	for _, dir := range []string{b.rootfs(), b.upper(), b.work()} {
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			return fmt.Errorf("oci: %w", err)
+		}
+	}
+	// meta.json first: from here on List sees the bundle and can clean it.
+	m := meta{ID: spec.ID, Runtime: d.cfg.Runtime, Created: time.Now().UTC(), Labels: spec.Labels, Hostname: spec.Hostname}
+	if err := b.writeMeta(m); err != nil {
+		return fmt.Errorf("oci: write meta: %w", err)
+	}
+	hostname := spec.Hostname
+	if hostname == "" {
+		hostname = spec.ID
+	}
+	spec.Hostname = hostname
+	if err := b.writeEtc(hostname); err != nil {
+		return fmt.Errorf("oci: write /etc files: %w", err)
+	}
+	if err := b.mountOverlay(spec.RootfsDir); err != nil {
+		return err
+	}
+	data, err := marshalSpec(d.ociSpec(spec, b))
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(b.config(), data, 0o600); err != nil {
+		return fmt.Errorf("oci: write config.json: %w", err)
+	}
+	return nil
+}
+
+// Kill stops every process of the sandbox and removes its mounts, cgroups
+// and bundle.
+func (d *Driver) Kill(ctx context.Context, id string) error {
+	if err := validID(id); err != nil {
+		return fmt.Errorf("%w: %v", runtime.ErrNotFound, err)
+	}
+	unlock := d.lock(id)
+	defer unlock()
+	defer d.forget(id)
+	b := d.bundle(id)
+	if !b.exists() {
+		if _, err := d.state(ctx, id); err != nil {
+			return fmt.Errorf("oci: %s: %w", id, runtime.ErrNotFound)
+		}
+	}
+	return d.cleanup(ctx, id)
+}
+
+// cleanup removes everything Create may have made, tolerating parts that
+// are already gone (crashed container, half-done create).
+func (d *Driver) cleanup(ctx context.Context, id string) error {
+	var errs []error
+	if st, err := d.state(ctx, id); err == nil {
+		if st.Status != "stopped" {
+			if _, err := d.run(ctx, "kill", "--all", id, "KILL"); err != nil && !notExist(err) {
+				d.log.Debug("oci: kill", "id", id, "err", err)
+			}
+			d.waitStopped(ctx, id, 5*time.Second)
+		}
+		if _, err := d.run(ctx, "delete", "--force", id); err != nil && !notExist(err) {
+			errs = append(errs, err)
+		}
+	}
+	b := d.bundle(id)
+	if err := b.unmountOverlay(); err != nil {
+		errs = append(errs, err)
+	}
+	// A dead init can leave its cgroup behind (or still-exiting tasks in
+	// it); retry briefly before calling it a leak.
+	path := d.cgroupsPath(id)
+	var cgErr error
+	for i := 0; i < 50; i++ {
+		if cgErr = d.cgroups.remove(path); cgErr == nil && !d.cgroups.exists(path) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if cgErr != nil {
+		errs = append(errs, fmt.Errorf("oci: remove cgroups: %w", cgErr))
+	}
+	if len(errs) == 0 || !isMounted(b.rootfs()) {
+		if err := os.RemoveAll(b.dir); err != nil {
+			errs = append(errs, fmt.Errorf("oci: remove bundle: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (d *Driver) waitStopped(ctx context.Context, id string, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		st, err := d.state(ctx, id)
+		if err != nil || st.Status == "stopped" {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Info reports one sandbox.
+func (d *Driver) Info(ctx context.Context, id string) (runtime.Info, error) {
+	if err := validID(id); err != nil {
+		return runtime.Info{}, fmt.Errorf("%w: %v", runtime.ErrNotFound, err)
+	}
+	return d.info(ctx, id)
+}
+
+func (d *Driver) info(ctx context.Context, id string) (runtime.Info, error) {
+	b := d.bundle(id)
+	m, merr := b.readMeta()
+	st, serr := d.state(ctx, id)
+	if merr != nil && serr != nil {
+		if !b.exists() {
+			return runtime.Info{}, fmt.Errorf("oci: %s: %w", id, runtime.ErrNotFound)
+		}
+		// A bundle without metadata is a create that died half-way: report
+		// it stopped so the caller can Kill (clean) it.
+		return runtime.Info{ID: id, State: runtime.StateStopped}, nil
+	}
+	if serr != nil {
+		if !notExist(serr) {
+			return runtime.Info{}, serr
+		}
+		st = containerState{ID: id, Status: "stopped"}
+	}
+	return makeInfo(id, m, st), nil
+}
+
+func makeInfo(id string, m meta, st containerState) runtime.Info {
+	info := runtime.Info{ID: id, Labels: m.Labels, Created: m.Created, State: runtime.StateStopped}
+	if info.Created.IsZero() {
+		info.Created = st.Created
+	}
+	switch st.Status {
+	case "created":
+		info.State = runtime.StateCreated
+	case "running":
+		info.State = runtime.StateRunning
+	case "paused", "pausing":
+		info.State = runtime.StatePaused
+	}
+	if info.State != runtime.StateStopped {
+		info.PID = st.PID
+	}
+	return info
+}
+
+// List reports every bundle under StateDir and every container the runtime
+// knows under RuntimeRoot. Bundles whose container is gone are StateStopped
+// so the orchestrator can Kill (clean) them.
+func (d *Driver) List(ctx context.Context) ([]runtime.Info, error) {
+	states, err := d.list(ctx)
+	if err != nil {
+		return nil, err
+	}
+	entries, err := os.ReadDir(d.cfg.StateDir)
+	if err != nil {
+		return nil, fmt.Errorf("oci: %w", err)
+	}
+	seen := map[string]bool{}
+	var out []runtime.Info
+	for _, e := range entries {
+		if !e.IsDir() || validID(e.Name()) != nil {
+			continue
+		}
+		id := e.Name()
+		seen[id] = true
+		m, _ := d.bundle(id).readMeta()
+		st, ok := states[id]
+		if !ok {
+			st = containerState{ID: id, Status: "stopped"}
+		}
+		out = append(out, makeInfo(id, m, st))
+	}
+	// Containers without a bundle (bundle dir removed by hand) still hold
+	// cgroups and processes; report them so they can be killed too.
+	for id, st := range states {
+		if !seen[id] && validID(id) == nil {
+			out = append(out, makeInfo(id, meta{}, st))
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// Stats samples the sandbox's cgroup.
+func (d *Driver) Stats(ctx context.Context, id string) (runtime.Stats, error) {
+	if err := validID(id); err != nil {
+		return runtime.Stats{}, fmt.Errorf("%w: %v", runtime.ErrNotFound, err)
+	}
+	if !d.bundle(id).exists() {
+		return runtime.Stats{}, fmt.Errorf("oci: %s: %w", id, runtime.ErrNotFound)
+	}
+	s, err := d.cgroups.stats(d.cgroupsPath(id))
+	if errors.Is(err, fs.ErrNotExist) {
+		return runtime.Stats{}, fmt.Errorf("oci: %s has no cgroup (not running): %w", id, runtime.ErrNotFound)
+	}
+	if err != nil {
+		return runtime.Stats{}, fmt.Errorf("oci: stats %s: %w", id, err)
+	}
+	return s, nil
+}
+
+// Pause freezes every process of the sandbox.
+func (d *Driver) Pause(ctx context.Context, id string) error {
+	return d.simple(ctx, id, "pause")
+}
+
+// Resume thaws a paused sandbox.
+func (d *Driver) Resume(ctx context.Context, id string) error {
+	return d.simple(ctx, id, "resume")
+}
+
+func (d *Driver) simple(ctx context.Context, id, verb string) error {
+	if err := validID(id); err != nil {
+		return fmt.Errorf("%w: %v", runtime.ErrNotFound, err)
+	}
+	unlock := d.lock(id)
+	defer unlock()
+	if _, err := d.run(ctx, verb, id); err != nil {
+		if notExist(err) {
+			return fmt.Errorf("oci: %s: %w", id, runtime.ErrNotFound)
+		}
+		return err
+	}
+	return nil
+}
+
+func isMounted(path string) bool {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && unescapeMount(f[4]) == path {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,191 @@
+package oci_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/airlock-sandbox/airlock/internal/leakcheck"
+	"github.com/airlock-sandbox/airlock/internal/runtime"
+	"github.com/airlock-sandbox/airlock/internal/runtime/drivertest"
+	"github.com/airlock-sandbox/airlock/internal/runtime/oci"
+)
+
+const runscBinary = "/usr/local/bin/runsc"
+
+// env is one test's private driver configuration: its own state dir,
+// runtime root and cgroup parent, so parallel tests of other packages
+// cannot be mistaken for leaks.
+type env struct {
+	cfg  oci.Config
+	leak leakcheck.Options
+}
+
+func newEnv(t testing.TB, rt string) env {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatal("the OCI driver tests need root (mounts, cgroups, runc)")
+	}
+	base, err := os.MkdirTemp("", "airlock-oci-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(base) })
+	parent := fmt.Sprintf("airlocktest%d", os.Getpid())
+	t.Cleanup(func() {
+		// The per-run parent is ours alone; leakcheck already verified
+		// that nothing below it is left.
+		dirs, _ := filepath.Glob("/sys/fs/cgroup/*/" + parent)
+		if d := "/sys/fs/cgroup/" + parent; dirExists(d) {
+			dirs = append(dirs, d)
+		}
+		for _, d := range dirs {
+			if err := os.Remove(d); err != nil && !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("remove cgroup parent: %v", err)
+			}
+		}
+	})
+	cfg := oci.Config{
+		Runtime:      rt,
+		StateDir:     filepath.Join(base, "state"),
+		RuntimeRoot:  filepath.Join(base, "root"),
+		CgroupParent: parent,
+	}
+	if rt == oci.RuntimeRunsc {
+		cfg.Binary = runscBinary
+	}
+	return env{cfg: cfg, leak: leakcheck.Options{
+		MountRoots:    []string{base},
+		CgroupParents: []string{parent},
+		ProcessArgs:   []string{base},
+	}}
+}
+
+func (e env) driver(t testing.TB) *oci.Driver {
+	t.Helper()
+	d, err := oci.New(e.cfg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	if err != nil {
+		t.Fatalf("oci.New(%+v): %v", e.cfg, err)
+	}
+	return d
+}
+
+func runSuite(t *testing.T, rt string) {
+	e := newEnv(t, rt)
+	drivertest.RunWithOptions(t, drivertest.Options{
+		NewDriver: func(t *testing.T) runtime.Driver { return e.driver(t) },
+		Rootfs:    drivertest.BusyboxRootfs(t),
+		Leak:      &e.leak,
+	})
+}
+
+func TestConformanceRunc(t *testing.T) { runSuite(t, oci.RuntimeRunc) }
+
+// TestConformanceRunsc runs when AIRLOCK_TEST_RUNSC=1 (CI sets it) or when
+// runsc is installed; with the variable set, a missing binary is a failure.
+func TestConformanceRunsc(t *testing.T) {
+	_, statErr := os.Stat(runscBinary)
+	if os.Getenv("AIRLOCK_TEST_RUNSC") == "1" && statErr != nil {
+		t.Fatalf("AIRLOCK_TEST_RUNSC=1 but %s is missing: %v", runscBinary, statErr)
+	}
+	if statErr != nil {
+		t.Skipf("%s not installed and AIRLOCK_TEST_RUNSC is not 1", runscBinary)
+	}
+	runSuite(t, oci.RuntimeRunsc)
+}
+
+// TestRuncHostView checks what only the host can see for runc: the write
+// lands in the per-sandbox upper dir, the cgroup files carry the limits,
+// and Checkpoint says it is not supported.
+func TestRuncHostView(t *testing.T) {
+	e := newEnv(t, oci.RuntimeRunc)
+	before := leakcheck.MustSnapshot(t, e.leak)
+	t.Cleanup(func() { leakcheck.Check(t, before) })
+	d := e.driver(t)
+	rootfs := drivertest.BusyboxRootfs(t)
+	ctx := context.Background()
+	spec := runtime.Spec{
+		ID:        "hostview",
+		RootfsDir: rootfs,
+		Args:      []string{"/bin/sh", "-c", "echo ok > /tmp/x; exec sleep 1000"},
+		Resources: runtime.Resources{CPUCount: 2, MemoryMB: 256, PidsMax: 100},
+	}
+	if _, err := d.Create(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	defer d.Kill(ctx, spec.ID)
+
+	upper := filepath.Join(e.cfg.StateDir, spec.ID, "upper", "tmp", "x")
+	waitFor(t, func() bool { b, _ := os.ReadFile(upper); return string(b) == "ok\n" })
+	if _, err := os.Stat(filepath.Join(rootfs, "tmp", "x")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("write reached the template: %v", err)
+	}
+
+	cg := "/" + e.cfg.CgroupParent + "/" + spec.ID
+	files := map[string]string{
+		"memory.limit_in_bytes":       fmt.Sprint(256 << 20),
+		"memory.memsw.limit_in_bytes": fmt.Sprint(256 << 20),
+		"cpu.cfs_quota_us":            "200000",
+		"cpu.cfs_period_us":           "100000",
+		"pids.max":                    "100",
+	}
+	if d.CgroupMode() == "v2" {
+		files = map[string]string{"memory.max": fmt.Sprint(256 << 20), "memory.swap.max": "0", "cpu.max": "200000 100000", "pids.max": "100"}
+	}
+	for file, want := range files {
+		if got := readCgroupFile(t, d.CgroupMode(), cg, file); got != want {
+			t.Errorf("%s = %q, want %q", file, got, want)
+		}
+	}
+
+	if st, err := d.Stats(ctx, spec.ID); err != nil || st.Pids == 0 || st.Pids > 100 || st.MemoryLimit != 256<<20 || st.CPUUsageNanos == 0 {
+		t.Errorf("Stats = %+v, %v", st, err)
+	}
+	if d.Capabilities().Checkpoint {
+		t.Error("runc claims checkpoint support")
+	}
+	if err := d.Checkpoint(ctx, spec.ID, t.TempDir()); !errors.Is(err, runtime.ErrNotSupported) {
+		t.Errorf("Checkpoint = %v, want ErrNotSupported", err)
+	}
+	if err := d.Kill(ctx, spec.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(e.cfg.StateDir, spec.ID)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("bundle dir survived Kill: %v", err)
+	}
+}
+
+func readCgroupFile(t *testing.T, mode, path, file string) string {
+	t.Helper()
+	dir := "/sys/fs/cgroup" + path
+	if mode != "v2" {
+		dir = "/sys/fs/cgroup/" + strings.SplitN(file, ".", 2)[0] + path
+	}
+	b, err := os.ReadFile(filepath.Join(dir, file))
+	if err != nil {
+		t.Errorf("read cgroup file: %v", err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+func dirExists(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.IsDir()
+}
+
+func waitFor(t *testing.T, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 10s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -1,0 +1,95 @@
+package oci
+
+import (
+	goruntime "runtime"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// deniedSyscalls fail with EPERM. The profile allows by default (so new,
+// harmless syscalls keep working) and denies what lets a process reach
+// kernel surface a sandbox has no use for: mounts and namespaces (escape
+// routes), modules and kexec, bpf and perf (large attack surface), the
+// kernel keyring, swap, reboot, the clock, raw I/O ports, io_uring (a
+// steady source of kernel CVEs) and file-handle opens (the "shocker" escape).
+//
+// ptrace stays allowed: debuggers and strace are normal in a code sandbox,
+// since Linux 4.8 seccomp is re-checked after a tracer changes a syscall so
+// it cannot be used to bypass this filter, the pid namespace limits the
+// targets, and without CAP_SYS_PTRACE only same-uid processes can be traced.
+var deniedSyscalls = []string{
+	// mounts and namespaces
+	"mount", "umount", "umount2", "pivot_root",
+	"move_mount", "open_tree", "fsopen", "fsconfig", "fsmount", "fspick", "mount_setattr",
+	"unshare", "setns",
+	// kernel code
+	"kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module",
+	"create_module", "query_module", "get_kernel_syms",
+	// big attack surface
+	"bpf", "perf_event_open", "userfaultfd", "io_uring_setup", "io_uring_enter", "io_uring_register",
+	"lookup_dcookie", "fanotify_init", "nfsservctl", "uselib", "_sysctl", "sysfs", "ustat", "vm86", "vm86old",
+	// keyring (not namespaced)
+	"keyctl", "add_key", "request_key",
+	// host-wide state
+	"swapon", "swapoff", "reboot", "acct", "quotactl", "quotactl_fd", "syslog", "vhangup",
+	"settimeofday", "stime", "clock_settime", "clock_settime64", "clock_adjtime", "clock_adjtime64", "adjtimex",
+	"iopl", "ioperm",
+	"open_by_handle_at",
+}
+
+// Namespace flags that clone may not carry (unshare is denied outright).
+var cloneNSFlags = []uint64{
+	0x00020000, // CLONE_NEWNS
+	0x02000000, // CLONE_NEWCGROUP
+	0x04000000, // CLONE_NEWUTS
+	0x08000000, // CLONE_NEWIPC
+	0x10000000, // CLONE_NEWUSER
+	0x20000000, // CLONE_NEWPID
+	0x40000000, // CLONE_NEWNET
+}
+
+// Personality bits that weaken memory protections: mapping page zero (the
+// classic NULL-dereference exploit aid) and making all mappings executable.
+var deniedPersonality = []uint64{
+	0x0100000, // MMAP_PAGE_ZERO
+	0x0400000, // READ_IMPLIES_EXEC
+}
+
+func seccompArchs() []specs.Arch {
+	switch goruntime.GOARCH {
+	case "amd64":
+		return []specs.Arch{specs.ArchX86_64, specs.ArchX86, specs.ArchX32}
+	case "arm64":
+		return []specs.Arch{specs.ArchAARCH64, specs.ArchARM}
+	default:
+		return nil // native architecture only
+	}
+}
+
+func seccompProfile() *specs.LinuxSeccomp {
+	eperm := uint(1) // EPERM
+	enosys := uint(38)
+	sc := &specs.LinuxSeccomp{
+		DefaultAction: specs.ActAllow,
+		Architectures: seccompArchs(),
+		Syscalls: []specs.LinuxSyscall{
+			{Names: deniedSyscalls, Action: specs.ActErrno, ErrnoRet: &eperm},
+			// clone3 passes flags in a struct seccomp cannot inspect; ENOSYS
+			// makes libc fall back to clone, whose flags we can check.
+			{Names: []string{"clone3"}, Action: specs.ActErrno, ErrnoRet: &enosys},
+		},
+	}
+	for _, f := range cloneNSFlags {
+		sc.Syscalls = append(sc.Syscalls, specs.LinuxSyscall{
+			Names: []string{"clone"}, Action: specs.ActErrno, ErrnoRet: &eperm,
+			Args: []specs.LinuxSeccompArg{{Index: 0, Value: f, ValueTwo: f, Op: specs.OpMaskedEqual}},
+		})
+	}
+	for _, f := range deniedPersonality {
+		sc.Syscalls = append(sc.Syscalls, specs.LinuxSyscall{
+			Names: []string{"personality"}, Action: specs.ActErrno, ErrnoRet: &eperm,
+			Args: []specs.LinuxSeccompArg{{Index: 0, Value: f, ValueTwo: f, Op: specs.OpMaskedEqual}},
+		})
+	}
+	return sc
+}

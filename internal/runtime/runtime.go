@@ -1,0 +1,107 @@
+// Package runtime defines the seam between what a sandbox is and how it is
+// isolated: a small required Driver interface plus optional capabilities.
+package runtime
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors; callers test with errors.Is.
+var (
+	// ErrNotFound means the driver has no sandbox with that ID.
+	ErrNotFound = errors.New("runtime: sandbox not found")
+	// ErrNotSupported means the driver lacks an optional capability.
+	ErrNotSupported = errors.New("runtime: operation not supported by this runtime")
+	// ErrAlreadyExists means a sandbox with that ID already exists.
+	ErrAlreadyExists = errors.New("runtime: sandbox already exists")
+)
+
+// Mount is a bind mount from the host into the sandbox.
+type Mount struct {
+	Source      string // host path
+	Destination string // path inside the sandbox
+	ReadOnly    bool
+}
+
+// Resources are the cgroup limits applied to a sandbox.
+type Resources struct {
+	CPUCount int   // whole CPUs (CFS quota = CPUCount * period)
+	MemoryMB int   // hard memory limit (no swap beyond it)
+	PidsMax  int64 // maximum number of tasks
+	DiskMB   int   // writable layer size hint; 0 = unlimited (enforced where the driver can)
+}
+
+// Spec describes a sandbox to create.
+type Spec struct {
+	ID        string   // sandbox ID, ^[a-z0-9]+$
+	RootfsDir string   // template rootfs, used read-only as the overlay lower layer
+	Args      []string // init process argv (envd)
+	Env       []string // init process environment, KEY=VALUE
+	Hostname  string
+	NetNSPath string // existing network namespace to join; "" = the driver's own empty netns
+	Mounts    []Mount
+	Resources Resources
+	Labels    map[string]string // free-form, persisted with the bundle so List can return them
+}
+
+// State of a sandbox as the runtime sees it.
+type State string
+
+const (
+	StateCreated State = "created"
+	StateRunning State = "running"
+	StatePaused  State = "paused"
+	StateStopped State = "stopped"
+)
+
+// Info is what a driver can rediscover about a sandbox from the host.
+type Info struct {
+	ID      string
+	PID     int // host PID of the init process; 0 if not running
+	State   State
+	Created time.Time
+	Labels  map[string]string
+}
+
+// Stats is a point-in-time resource usage sample.
+type Stats struct {
+	CPUUsageNanos uint64 // cumulative CPU time
+	MemoryBytes   uint64 // current usage
+	MemoryLimit   uint64
+	MemoryCache   uint64
+	Pids          uint64
+}
+
+// Driver is the required interface every runtime implements.
+type Driver interface {
+	// Name is the runtime's name as selected by --runtime (e.g. "runc", "runsc").
+	Name() string
+	// Create prepares the rootfs, bundle and cgroup and starts the init
+	// process. On error nothing is left behind.
+	Create(ctx context.Context, spec Spec) (Info, error)
+	// Kill stops every process of the sandbox and removes everything Create
+	// made (mounts, cgroups, bundle). Killing an unknown ID returns ErrNotFound.
+	Kill(ctx context.Context, id string) error
+	// Info reports one sandbox; ErrNotFound if it does not exist.
+	Info(ctx context.Context, id string) (Info, error)
+	// List reports every sandbox this driver owns on the host, so that a
+	// restarted server can adopt or clean them up.
+	List(ctx context.Context) ([]Info, error)
+	// Stats samples resource usage.
+	Stats(ctx context.Context, id string) (Stats, error)
+}
+
+// Pauser freezes a sandbox in memory and thaws it again.
+type Pauser interface {
+	Pause(ctx context.Context, id string) error
+	Resume(ctx context.Context, id string) error
+}
+
+// Checkpointer saves a sandbox to disk and restores it, possibly more than
+// once from the same image (which is a fork).
+type Checkpointer interface {
+	Checkpoint(ctx context.Context, id, imageDir string) error
+	Restore(ctx context.Context, spec Spec, imageDir string) (Info, error)
+}

@@ -1,0 +1,137 @@
+// Package store persists sandboxes, templates, API keys and events behind one
+// interface that several databases implement.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors; implementations wrap them with %w.
+var (
+	ErrNotFound      = errors.New("store: not found")
+	ErrAlreadyExists = errors.New("store: already exists")
+)
+
+// SandboxState is the lifecycle state recorded for a sandbox.
+type SandboxState string
+
+const (
+	StateCreating SandboxState = "creating"
+	StateRunning  SandboxState = "running"
+	StatePausing  SandboxState = "pausing"
+	StatePaused   SandboxState = "paused"
+	StateKilled   SandboxState = "killed"
+)
+
+// Sandbox is the durable record of one sandbox.
+type Sandbox struct {
+	ID            string
+	TemplateID    string
+	Alias         string // template name the sandbox was created from
+	State         SandboxState
+	Runtime       string // driver name
+	Metadata      map[string]string
+	EnvVars       map[string]string
+	Secure        bool
+	AccessToken   string // envdAccessToken; "" when not secure
+	TrafficToken  string // "" unless public traffic is disallowed
+	AllowInternet bool
+	AutoPause     bool
+	CPUCount      int
+	MemoryMB      int
+	DiskSizeMB    int
+	IP            string // address on the host bridge
+	StartedAt     time.Time
+	EndAt         time.Time // expiry
+	EndedAt       time.Time // zero until killed
+	EndReason     string    // why it was killed ("killed", "timeout", "lost on restart", …)
+	UpdatedAt     time.Time
+}
+
+// Template is a rootfs that sandboxes are created from.
+type Template struct {
+	ID          string
+	Aliases     []string // names the template is found by (e.g. "base")
+	RootfsDir   string
+	BuildStatus string // "building", "ready", "error"
+	EnvdVersion string
+	CPUCount    int
+	MemoryMB    int
+	DiskSizeMB  int
+	Public      bool
+	SpawnCount  int64
+	LastSpawnAt time.Time
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+}
+
+// APIKey is a team API key; only its SHA-256 hash is stored.
+type APIKey struct {
+	ID        string
+	Name      string
+	Hash      string // hex SHA-256 of the full key
+	Mask      string // e.g. "e2b_1a2b…9f0e", safe to show
+	CreatedAt time.Time
+	LastUsed  time.Time
+	Revoked   bool
+}
+
+// Event is one line of a sandbox's lifecycle log.
+type Event struct {
+	ID        int64
+	SandboxID string
+	Time      time.Time
+	Level     string // debug, info, warn, error
+	Message   string
+}
+
+// Cursor is a keyset pagination position over (StartedAt, ID).
+type Cursor struct {
+	StartedAt time.Time
+	ID        string
+}
+
+// SandboxFilter selects sandboxes for listing. Zero values match everything.
+type SandboxFilter struct {
+	States       []SandboxState
+	Metadata     map[string]string // all pairs must match
+	TemplateID   string            // matches the template ID or alias
+	StartedAfter time.Time         // inclusive
+	Ascending    bool              // order by StartedAt, then ID; default newest first
+	Limit        int               // 0 = no limit
+	After        *Cursor           // continue after this position
+}
+
+// Store is the persistence interface. Every method is safe for concurrent use.
+type Store interface {
+	CreateSandbox(ctx context.Context, s *Sandbox) error // ErrAlreadyExists
+	GetSandbox(ctx context.Context, id string) (*Sandbox, error)
+	// UpdateSandbox atomically reads the sandbox, applies fn and writes it
+	// back; if fn returns an error nothing is written and that error is returned.
+	UpdateSandbox(ctx context.Context, id string, fn func(*Sandbox) error) (*Sandbox, error)
+	// ListSandboxes returns at most f.Limit sandboxes and the cursor of the
+	// next page (nil on the last page).
+	ListSandboxes(ctx context.Context, f SandboxFilter) ([]*Sandbox, *Cursor, error)
+
+	PutTemplate(ctx context.Context, t *Template) error // insert or replace
+	// GetTemplate finds a template by ID or by any of its aliases.
+	GetTemplate(ctx context.Context, idOrAlias string) (*Template, error)
+	ListTemplates(ctx context.Context) ([]*Template, error)
+	DeleteTemplate(ctx context.Context, id string) error
+	// TouchTemplate records one spawn.
+	TouchTemplate(ctx context.Context, id string, at time.Time) error
+
+	CreateAPIKey(ctx context.Context, k *APIKey) error
+	GetAPIKeyByHash(ctx context.Context, hash string) (*APIKey, error) // revoked keys: ErrNotFound
+	ListAPIKeys(ctx context.Context) ([]*APIKey, error)
+	RevokeAPIKey(ctx context.Context, id string) error
+	TouchAPIKey(ctx context.Context, id string, at time.Time) error
+
+	AppendEvent(ctx context.Context, e Event) error
+	// ListEvents returns events of a sandbox at or after since, oldest first.
+	ListEvents(ctx context.Context, sandboxID string, since time.Time, limit int) ([]Event, error)
+
+	Close() error
+}

@@ -1,0 +1,234 @@
+// Package template builds, caches and resolves the rootfs directories that
+// sandboxes are created from (the read-only lower layer of their overlay).
+package template
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/airlock-sandbox/airlock/internal/store"
+)
+
+// ErrNotFound means no ready template has the requested ID or alias. It
+// wraps store.ErrNotFound, so errors.Is works with either.
+var ErrNotFound = fmt.Errorf("template not found: %w", store.ErrNotFound)
+
+// Build states recorded in store.Template.BuildStatus.
+const (
+	StatusBuilding = "building"
+	StatusReady    = "ready"
+	StatusError    = "error"
+)
+
+// Names of the built-in templates.
+const (
+	BaseAlias            = "base"
+	CodeInterpreterAlias = "code-interpreter-v1"
+)
+
+// Resources recorded for the built-in templates; sandboxes may override them.
+const (
+	DefaultCPUCount   = 2
+	DefaultMemoryMB   = 1024
+	DefaultDiskSizeMB = 10240
+)
+
+// basePackages go into the base template on top of debootstrap's minbase:
+// what E2B users expect (Python with pip and venv, Node with npm, git, curl)
+// plus the small tools people reach for in a shell. apt-get installs them,
+// because debootstrap's resolver cannot handle virtual packages (npm needs some).
+var basePackages = []string{
+	"ca-certificates", "curl", "wget", "git", "sudo", "procps", "iproute2", "less",
+	"netbase", "tzdata", "unzip", "xz-utils",
+	"python3", "python3-pip", "python3-venv",
+	"nodejs", "npm",
+}
+
+// Config configures a Manager. Zero fields get defaults.
+type Config struct {
+	DataDir string // templates live in DataDir/templates/<id>/rootfs; .debs in DataDir/cache/apt
+	Mirror  string // Debian mirror; default: the host's apt mirror, else deb.debian.org
+	Suite   string // default "bookworm"
+}
+
+// Manager builds the built-in templates and resolves templates for sandboxes.
+type Manager struct {
+	cfg      Config
+	st       store.Store
+	log      *slog.Logger
+	sources  aptSources
+	populate populateFunc // debootstrap + apt-get; replaced in tests
+	// bootEstimate is the expected number of packages debootstrap fetches
+	// (bookworm minbase), for the progress bar before the real count is known.
+	bootEstimate int
+}
+
+// NewManager returns a Manager that keeps templates under cfg.DataDir and
+// records them in st.
+func NewManager(cfg Config, st store.Store, log *slog.Logger) *Manager {
+	if log == nil {
+		log = slog.Default()
+	}
+	src := detectSources("/etc/apt")
+	if cfg.Mirror != "" {
+		src.Archive = strings.TrimRight(cfg.Mirror, "/")
+	}
+	cfg.Mirror = src.Archive
+	if cfg.Suite == "" {
+		cfg.Suite = "bookworm"
+	}
+	return &Manager{
+		cfg:          cfg,
+		st:           st,
+		log:          log.With("component", "template"),
+		sources:      src,
+		populate:     populateDebootstrap,
+		bootEstimate: 88,
+	}
+}
+
+func (m *Manager) templatesDir() string { return filepath.Join(m.cfg.DataDir, "templates") }
+func (m *Manager) cacheDir() string     { return filepath.Join(m.cfg.DataDir, "cache", "apt") }
+func (m *Manager) rootfsDir(id string) string {
+	return filepath.Join(m.templatesDir(), id, "rootfs")
+}
+
+// Resolve finds a ready template by ID or alias.
+func (m *Manager) Resolve(ctx context.Context, ref string) (*store.Template, error) {
+	t, err := m.st.GetTemplate(ctx, ref)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %q", ErrNotFound, ref)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get template %q: %w", ref, err)
+	}
+	if t.BuildStatus != StatusReady {
+		return nil, fmt.Errorf("%w: %q is %s, not ready", ErrNotFound, ref, t.BuildStatus)
+	}
+	return t, nil
+}
+
+// EnsureDefaults makes sure the built-in templates exist: it builds "base"
+// if it is missing (minutes, with progress written to progress) and records
+// "code-interpreter-v1", for now the same rootfs under its own ID. When both
+// are already built and recorded it does no work.
+func (m *Manager) EnsureDefaults(ctx context.Context, progress io.Writer) error {
+	base, err := m.ensureBase(ctx, progress)
+	if err != nil {
+		return err
+	}
+	return m.ensureAliasOf(ctx, CodeInterpreterAlias, base)
+}
+
+// ensureBase returns the ready record of the base template, building it if needed.
+func (m *Manager) ensureBase(ctx context.Context, progress io.Writer) (*store.Template, error) {
+	id := stableID(BaseAlias)
+	if t, err := m.st.GetTemplate(ctx, BaseAlias); err == nil {
+		id = t.ID
+		if t.BuildStatus == StatusReady && isBuilt(t.RootfsDir) {
+			return t, nil // fast path
+		}
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("get template %q: %w", BaseAlias, err)
+	}
+
+	if err := os.MkdirAll(m.templatesDir(), 0o755); err != nil {
+		return nil, fmt.Errorf("create templates dir: %w", err)
+	}
+	// One builder per data dir; a second `airlock serve` waits, then finds the result.
+	unlock, err := lockFile(filepath.Join(m.templatesDir(), ".lock"))
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if err := m.removeStale(); err != nil {
+		return nil, err
+	}
+
+	rec := &store.Template{
+		ID:         id,
+		Aliases:    []string{BaseAlias},
+		RootfsDir:  m.rootfsDir(id),
+		CPUCount:   DefaultCPUCount,
+		MemoryMB:   DefaultMemoryMB,
+		DiskSizeMB: DefaultDiskSizeMB,
+		Public:     true,
+		CreatedAt:  time.Now().UTC(),
+	}
+	if isBuilt(rec.RootfsDir) {
+		// Built and renamed into place, but the store never heard (crash or a new database).
+		m.log.Info("found built template, recording it", "template", BaseAlias, "id", id)
+		return rec, m.put(ctx, rec, StatusReady)
+	}
+	if err := m.put(ctx, rec, StatusBuilding); err != nil {
+		return nil, err
+	}
+	if err := m.build(ctx, rec, progress); err != nil {
+		// Recording the failure is best effort: the build error matters more.
+		if perr := m.put(context.WithoutCancel(ctx), rec, StatusError); perr != nil {
+			m.log.Error("record failed build", "template", BaseAlias, "err", perr)
+		}
+		return nil, err
+	}
+	return rec, m.put(ctx, rec, StatusReady)
+}
+
+// ensureAliasOf records alias as its own template sharing target's rootfs.
+func (m *Manager) ensureAliasOf(ctx context.Context, alias string, target *store.Template) error {
+	t, err := m.st.GetTemplate(ctx, alias)
+	switch {
+	case err == nil:
+		if t.BuildStatus == StatusReady && t.RootfsDir == target.RootfsDir {
+			return nil
+		}
+	case errors.Is(err, store.ErrNotFound):
+		t = &store.Template{ID: stableID(alias), Aliases: []string{alias}, CreatedAt: time.Now().UTC()}
+	default:
+		return fmt.Errorf("get template %q: %w", alias, err)
+	}
+	t.RootfsDir = target.RootfsDir
+	t.CPUCount, t.MemoryMB, t.DiskSizeMB = target.CPUCount, target.MemoryMB, target.DiskSizeMB
+	t.EnvdVersion = target.EnvdVersion
+	t.Public = true
+	return m.put(ctx, t, StatusReady)
+}
+
+func (m *Manager) put(ctx context.Context, t *store.Template, status string) error {
+	t.BuildStatus = status
+	t.UpdatedAt = time.Now().UTC()
+	if err := m.st.PutTemplate(ctx, t); err != nil {
+		return fmt.Errorf("record template %s as %s: %w", t.ID, status, err)
+	}
+	return nil
+}
+
+// isBuilt reports whether dir holds a finished rootfs. Builds are renamed
+// into place only when complete, so existence is the commit mark; os-release
+// guards against a tree someone half deleted.
+func isBuilt(dir string) bool {
+	if dir == "" {
+		return false
+	}
+	_, err := os.Lstat(filepath.Join(dir, "etc", "os-release"))
+	return err == nil
+}
+
+// stableID derives a 20-character [a-z0-9] ID from a built-in template's
+// name, so it is the same on every install.
+func stableID(name string) string {
+	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+	sum := sha256.Sum256([]byte("airlock-template/" + name))
+	id := make([]byte, 20)
+	for i := range id {
+		id[i] = alphabet[int(sum[i])%len(alphabet)]
+	}
+	return string(id)
+}

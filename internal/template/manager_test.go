@@ -1,0 +1,294 @@
+package template
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/airlock-sandbox/airlock/internal/store"
+)
+
+var errFakeBuild = errors.New("fake build failed")
+
+// fakePopulate writes a tiny Debian-like tree and some debootstrap and apt
+// output. With failAfter it stops with errFakeBuild after writing part of it.
+type fakePopulate struct {
+	calls     int
+	failAfter bool
+}
+
+func (f *fakePopulate) run(ctx context.Context, o populateOptions, out io.Writer) error {
+	f.calls++
+	files := map[string]string{
+		"etc/os-release":                        "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n",
+		"etc/passwd":                            "root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+		"etc/group":                             "root:x:0:\nsudo:x:27:\nusers:x:100:\n",
+		"etc/shadow":                            "root:*:20000:0:99999:7:::\n",
+		"etc/gshadow":                           "root:*::\nsudo:*::\n",
+		"etc/skel/.bashrc":                      "# bashrc\n",
+		"etc/resolv.conf":                       "nameserver 192.0.2.1\n",
+		"etc/apt/sources.list":                  "deb " + o.Mirror + " " + o.Suite + " main\n",
+		"usr/lib/python3.11/EXTERNALLY-MANAGED": "[externally-managed]\n",
+		"var/cache/apt/archives/bash_5.2_amd64.deb":                                         "deb",
+		"var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_main_binary-amd64_Packages": "Package: bash\n",
+	}
+	for rel, content := range files {
+		path := filepath.Join(o.Target, rel)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintln(out, "I: Retrieving InRelease ")
+	for i := range 5 {
+		fmt.Fprintf(out, "I: Retrieving pkg%d 1.0\nI: Validating pkg%d 1.0\n", i, i)
+	}
+	if f.failAfter {
+		fmt.Fprintln(out, "E: Couldn't download package pkg5")
+		return errFakeBuild
+	}
+	fmt.Fprintln(out, "airlock-stage: apt-update")
+	fmt.Fprintln(out, "0 upgraded, 3 newly installed, 0 to remove and 0 not upgraded.")
+	fmt.Fprintln(out, "Unpacking python3 (3.11.2-1+b1) ...")
+	fmt.Fprintln(out, "Setting up python3 (3.11.2-1+b1) ...")
+	return ctx.Err()
+}
+
+func newTestManager(t *testing.T, st store.Store, f *fakePopulate) (*Manager, string) {
+	t.Helper()
+	dataDir := t.TempDir()
+	m := NewManager(Config{DataDir: dataDir, Mirror: "http://mirror.test/debian/"}, st,
+		slog.New(slog.NewTextHandler(testLogWriter{t}, nil)))
+	m.populate = f.run
+	return m, dataDir
+}
+
+func TestEnsureDefaultsBuildsAndRecords(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t)
+	f := &fakePopulate{}
+	m, dataDir := newTestManager(t, st, f)
+
+	var progress syncBuffer
+	if err := m.EnsureDefaults(ctx, &progress); err != nil {
+		t.Fatalf("EnsureDefaults: %v", err)
+	}
+	if f.calls != 1 {
+		t.Fatalf("populate called %d times, want 1", f.calls)
+	}
+	base, err := m.Resolve(ctx, BaseAlias)
+	if err != nil {
+		t.Fatalf("Resolve(base): %v", err)
+	}
+	if base.ID != stableID(BaseAlias) || !regexp.MustCompile(`^[a-z0-9]{20}$`).MatchString(base.ID) {
+		t.Errorf("base ID = %q", base.ID)
+	}
+	if want := filepath.Join(dataDir, "templates", base.ID, "rootfs"); base.RootfsDir != want {
+		t.Errorf("RootfsDir = %s, want %s", base.RootfsDir, want)
+	}
+	byID, err := m.Resolve(ctx, base.ID)
+	if err != nil || byID.ID != base.ID {
+		t.Errorf("Resolve by ID = %v, %v", byID, err)
+	}
+	ci, err := m.Resolve(ctx, CodeInterpreterAlias)
+	if err != nil {
+		t.Fatalf("Resolve(code-interpreter-v1): %v", err)
+	}
+	if ci.ID == base.ID || ci.RootfsDir != base.RootfsDir || ci.BuildStatus != StatusReady {
+		t.Errorf("code-interpreter-v1 = %+v, want own ID sharing %s", ci, base.RootfsDir)
+	}
+
+	root := base.RootfsDir
+	checks := map[string]string{
+		"etc/passwd":                            "user:x:1000:1000::/home/user:/bin/bash\n",
+		"etc/group":                             "sudo:x:27:user\n",
+		"etc/gshadow":                           "sudo:*::user\n",
+		"etc/sudoers.d/user":                    "user ALL=(ALL:ALL) NOPASSWD: ALL\n",
+		"etc/default/locale":                    "LANG=C.UTF-8\n",
+		"etc/profile.d/airlock.sh":              "export LANG=C.UTF-8\n",
+		"etc/hostname":                          "sandbox\n",
+		"etc/apt/sources.list.d/debian.sources": "URIs: http://mirror.test/debian\nSuites: bookworm bookworm-updates\n",
+		"home/user/.bashrc":                     "# bashrc\n",
+	}
+	for rel, want := range checks {
+		if got := readFile(t, root, rel); !strings.Contains(got, want) {
+			t.Errorf("%s = %q, want it to contain %q", rel, got, want)
+		}
+	}
+	if got := readFile(t, root, "etc/resolv.conf"); got != "" {
+		t.Errorf("resolv.conf = %q, want empty", got)
+	}
+	for _, gone := range []string{
+		"etc/apt/sources.list",
+		"usr/lib/python3.11/EXTERNALLY-MANAGED",
+		"var/cache/apt/archives/bash_5.2_amd64.deb",
+		"var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_main_binary-amd64_Packages",
+	} {
+		if _, err := os.Lstat(filepath.Join(root, gone)); !os.IsNotExist(err) {
+			t.Errorf("%s should be removed (err %v)", gone, err)
+		}
+	}
+	if info, err := os.Stat(filepath.Join(root, "etc/sudoers.d/user")); err != nil || info.Mode().Perm() != 0o440 {
+		t.Errorf("sudoers file mode: %v %v", info, err)
+	}
+
+	// Plain progress: a line per phase change or 10%, ending in a summary.
+	lines := strings.Split(strings.TrimSpace(progress.String()), "\n")
+	if len(lines) < 3 || len(lines) > 25 || !strings.Contains(lines[len(lines)-1], "built in") {
+		t.Errorf("progress output:\n%s", progress.String())
+	}
+	if !strings.Contains(progress.String(), "finalize") {
+		t.Errorf("progress never reached the finalize phase:\n%s", progress.String())
+	}
+
+	// Second start: ready and on disk, so no work, quickly.
+	start := time.Now()
+	if err := m.EnsureDefaults(ctx, io.Discard); err != nil {
+		t.Fatalf("second EnsureDefaults: %v", err)
+	}
+	if d := time.Since(start); d > 50*time.Millisecond {
+		t.Errorf("second EnsureDefaults took %s, want < 50ms", d)
+	}
+	if f.calls != 1 {
+		t.Errorf("second EnsureDefaults rebuilt (populate calls = %d)", f.calls)
+	}
+}
+
+func TestEnsureDefaultsFailedBuildLeavesNothing(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t)
+	f := &fakePopulate{failAfter: true}
+	m, dataDir := newTestManager(t, st, f)
+
+	var progress syncBuffer
+	err := m.EnsureDefaults(ctx, &progress)
+	if !errors.Is(err, errFakeBuild) {
+		t.Fatalf("EnsureDefaults err = %v, want errFakeBuild", err)
+	}
+	if !strings.Contains(err.Error(), "Couldn't download package pkg5") {
+		t.Errorf("error lacks the tool's last output: %v", err)
+	}
+	if !strings.Contains(progress.String(), "build failed") {
+		t.Errorf("progress does not report the failure:\n%s", progress.String())
+	}
+	for _, ref := range []string{BaseAlias, CodeInterpreterAlias} {
+		if _, err := m.Resolve(ctx, ref); !errors.Is(err, ErrNotFound) || !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("Resolve(%s) err = %v, want ErrNotFound", ref, err)
+		}
+	}
+	rec, err := st.GetTemplate(ctx, BaseAlias)
+	if err != nil || rec.BuildStatus != StatusError {
+		t.Errorf("base record = %+v, %v; want status error", rec, err)
+	}
+	entries, _ := filepath.Glob(filepath.Join(dataDir, "templates", "*", "*"))
+	if len(entries) != 0 {
+		t.Errorf("failed build left %v", entries)
+	}
+
+	// The next start retries and succeeds.
+	f.failAfter = false
+	if err := m.EnsureDefaults(ctx, io.Discard); err != nil {
+		t.Fatalf("retry: %v", err)
+	}
+	if _, err := m.Resolve(ctx, BaseAlias); err != nil {
+		t.Errorf("Resolve after retry: %v", err)
+	}
+}
+
+func TestEnsureDefaultsCancelled(t *testing.T) {
+	st := openStore(t)
+	m, dataDir := newTestManager(t, st, &fakePopulate{})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := m.EnsureDefaults(ctx, io.Discard); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	if entries, _ := filepath.Glob(filepath.Join(dataDir, "templates", "*", "*")); len(entries) != 0 {
+		t.Errorf("cancelled build left %v", entries)
+	}
+}
+
+func TestEnsureDefaultsRecoversAfterCrash(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t)
+	f := &fakePopulate{}
+	m, dataDir := newTestManager(t, st, f)
+	id := stableID(BaseAlias)
+
+	// A crash mid-build leaves a temp dir with mounts-free junk and a
+	// "building" record; it must be cleaned and rebuilt.
+	stale := filepath.Join(dataDir, "templates", id, tmpPrefix+"123")
+	if err := os.MkdirAll(filepath.Join(stale, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(stale, "etc/os-release"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.PutTemplate(ctx, &store.Template{ID: id, Aliases: []string{BaseAlias}, BuildStatus: StatusBuilding}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Resolve(ctx, BaseAlias); !errors.Is(err, ErrNotFound) {
+		t.Errorf("a building template resolved: %v", err)
+	}
+	if err := m.EnsureDefaults(ctx, io.Discard); err != nil {
+		t.Fatalf("EnsureDefaults: %v", err)
+	}
+	if f.calls != 1 {
+		t.Errorf("populate calls = %d, want 1", f.calls)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("stale build dir not removed: %v", err)
+	}
+
+	// A crash after the rename but before the store write: the finished
+	// rootfs is found and recorded without rebuilding.
+	st2 := openStore(t)
+	m2 := NewManager(Config{DataDir: dataDir}, st2, slog.New(slog.NewTextHandler(testLogWriter{t}, nil)))
+	m2.populate = func(context.Context, populateOptions, io.Writer) error {
+		t.Error("rebuilt a template that was already on disk")
+		return errFakeBuild
+	}
+	if err := m2.EnsureDefaults(ctx, io.Discard); err != nil {
+		t.Fatalf("EnsureDefaults with fresh store: %v", err)
+	}
+	if tpl, err := m2.Resolve(ctx, BaseAlias); err != nil || tpl.ID != id {
+		t.Errorf("Resolve = %+v, %v", tpl, err)
+	}
+
+	// Rootfs deleted behind the store's back: rebuilt.
+	if err := os.RemoveAll(filepath.Join(dataDir, "templates")); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.EnsureDefaults(ctx, io.Discard); err != nil {
+		t.Fatalf("EnsureDefaults after rm: %v", err)
+	}
+	if f.calls != 2 {
+		t.Errorf("populate calls = %d, want 2 after the rootfs was deleted", f.calls)
+	}
+}
+
+func TestResolveUnknown(t *testing.T) {
+	m, _ := newTestManager(t, openStore(t), &fakePopulate{})
+	_, err := m.Resolve(context.Background(), "nope")
+	if !errors.Is(err, ErrNotFound) || !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("err = %v, want ErrNotFound", err)
+	}
+}
+
+func TestStableID(t *testing.T) {
+	re := regexp.MustCompile(`^[a-z0-9]{20}$`)
+	a, b := stableID(BaseAlias), stableID(CodeInterpreterAlias)
+	if !re.MatchString(a) || !re.MatchString(b) || a == b || a != stableID(BaseAlias) {
+		t.Errorf("stableID: %q %q", a, b)
+	}
+}

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Runs every check Airlock has: lint, Go unit and integration tests, and the
+# compatibility suite of the official npm `e2b` SDK against a real
+# `airlock serve` with runc, then a smoke subset with runsc (gVisor).
+# Expects scripts/setup.sh to have run. Run as root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="/usr/local/go/bin:/usr/local/bin:$PATH"
+
+# The test server's data dir persists between runs so the template is built once.
+DATA_DIR=${AIRLOCK_TEST_DATA_DIR:-/var/lib/airlock-test}
+ADDR=127.0.0.1:3999
+LOG_DIR=$(mktemp -d /tmp/airlock-test-logs.XXXXXX)
+SERVER_PID=
+
+node_ok=$(node -e 'const [a,b,c]=process.versions.node.split(".").map(Number);console.log(a>20||(a==20&&(b>18||(b==18&&c>=1)))?1:0)' 2>/dev/null || echo 0)
+[ "$node_ok" = 1 ] || { echo "test.sh: Node.js >= 20.18.1 is required by the e2b SDK" >&2; exit 1; }
+
+echo "==> lint"
+unformatted=$(gofmt -l $(git ls-files '*.go'))
+[ -z "$unformatted" ] || { echo "gofmt would change: $unformatted" >&2; exit 1; }
+go vet ./...
+staticcheck ./...
+
+echo "==> go unit tests"
+go test -count=1 -p 2 -timeout 30m ./internal/... ./cmd/...
+
+stop_server() {
+  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+    kill -TERM "$SERVER_PID"; wait "$SERVER_PID" || true
+  fi
+  SERVER_PID=
+}
+trap 'stop_server; echo "logs in $LOG_DIR"' EXIT
+
+start_server() { # runtime
+  echo "==> airlock serve --runtime $1"
+  airlock serve --addr "$ADDR" --data-dir "$DATA_DIR" --runtime "$1" >"$LOG_DIR/serve-$1.out" 2>"$LOG_DIR/serve-$1.log" &
+  SERVER_PID=$!
+  for _ in $(seq 1 1800); do
+    if curl -fsS "http://$ADDR/health" >/dev/null 2>&1; then return 0; fi
+    kill -0 "$SERVER_PID" 2>/dev/null || { cat "$LOG_DIR/serve-$1.log" >&2; echo "airlock serve exited" >&2; exit 1; }
+    sleep 0.5
+  done
+  echo "airlock serve did not become ready" >&2; exit 1
+}
+
+mkdir -p "$DATA_DIR"
+start_server runc
+export E2B_API_KEY=$(airlock keys create --data-dir "$DATA_DIR" --name test)
+export E2B_API_URL=http://$ADDR E2B_SANDBOX_URL=http://$ADDR
+
+echo "==> e2b compatibility suite (runc)"
+test/compat/run.sh
+stop_server
+
+echo "==> e2b compatibility smoke suite (runsc)"
+start_server runsc
+COMPAT_FILES="test/compat/smoke.test.mjs" test/compat/run.sh
+stop_server
+
+echo "==> integration tests (restart recovery, crash, leaks)"
+AIRLOCK_BIN=/usr/local/bin/airlock AIRLOCK_TEST_DATA_DIR=$DATA_DIR \
+  go test -count=1 -p 1 -timeout 30m ./test/...
