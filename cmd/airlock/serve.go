@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"time"
@@ -30,6 +31,10 @@ type serveOptions struct {
 	dataDir string
 	runtime string
 	domain  string
+	bridge  string
+	subnet  string
+	tlsCert string
+	tlsKey  string
 	verbose bool
 }
 
@@ -55,6 +60,10 @@ API key. Sandboxes keep running across a restart of the server.`,
 	f.StringVar(&o.dataDir, "data-dir", envOr("AIRLOCK_DATA_DIR", "/var/lib/airlock"), "data directory (env AIRLOCK_DATA_DIR)")
 	f.StringVar(&o.runtime, "runtime", envOr("AIRLOCK_RUNTIME", "runc"), "isolation runtime: runc or runsc (env AIRLOCK_RUNTIME)")
 	f.StringVar(&o.domain, "domain", envOr("AIRLOCK_DOMAIN", ""), "sandbox domain for {port}-{id}.{domain} host routing (env AIRLOCK_DOMAIN)")
+	f.StringVar(&o.bridge, "bridge", envOr("AIRLOCK_BRIDGE", "airlock0"), "host bridge for sandbox networking; one per server on a host (env AIRLOCK_BRIDGE)")
+	f.StringVar(&o.subnet, "subnet", envOr("AIRLOCK_SUBNET", "10.213.0.0/16"), "sandbox address range on the bridge (env AIRLOCK_SUBNET)")
+	f.StringVar(&o.tlsCert, "tls-cert", envOr("AIRLOCK_TLS_CERT", ""), "serve HTTPS with this certificate (PEM); for {port}-{id}.{domain} routing use a wildcard certificate (env AIRLOCK_TLS_CERT)")
+	f.StringVar(&o.tlsKey, "tls-key", envOr("AIRLOCK_TLS_KEY", ""), "private key for --tls-cert (env AIRLOCK_TLS_KEY)")
 	f.BoolVar(&o.verbose, "verbose", false, "debug logging")
 	return cmd
 }
@@ -68,6 +77,9 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
+	if (o.tlsCert == "") != (o.tlsKey == "") {
+		return errors.New("--tls-cert and --tls-key go together")
+	}
 	if os.Geteuid() != 0 {
 		return errors.New("airlock serve must run as root (it manages containers, mounts and network namespaces)")
 	}
@@ -102,7 +114,11 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 		return fmt.Errorf("prepare default templates: %w", err)
 	}
 
-	net_, err := network.New(ctx, network.Config{}, log)
+	subnet, err := netip.ParsePrefix(o.subnet)
+	if err != nil {
+		return fmt.Errorf("--subnet: %w", err)
+	}
+	net_, err := network.New(ctx, network.Config{Bridge: o.bridge, Subnet: subnet}, log)
 	if err != nil {
 		return fmt.Errorf("set up network: %w", err)
 	}
@@ -144,9 +160,16 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 		return err
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
-	log.Info("airlock listening", "addr", ln.Addr().String(), "runtime", o.runtime, "data_dir", o.dataDir)
-	fmt.Fprintf(stdout, "Airlock is ready on %s — E2B_API_URL=http://%s E2B_SANDBOX_URL=http://%s\n", ln.Addr(), dialable(ln.Addr()), dialable(ln.Addr()))
+	scheme := "http"
+	if o.tlsCert != "" {
+		scheme = "https"
+		go func() { errc <- hs.ServeTLS(ln, o.tlsCert, o.tlsKey) }()
+	} else {
+		go func() { errc <- hs.Serve(ln) }()
+	}
+	log.Info("airlock listening", "addr", ln.Addr().String(), "runtime", o.runtime, "data_dir", o.dataDir, "tls", o.tlsCert != "")
+	base := scheme + "://" + dialable(ln.Addr())
+	fmt.Fprintf(stdout, "Airlock is ready on %s — E2B_API_URL=%s E2B_SANDBOX_URL=%s\n", ln.Addr(), base, base)
 
 	select {
 	case err := <-errc:

@@ -13,7 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	pb "github.com/airlock-sandbox/airlock/internal/proto/filesystem"
+	pb "github.com/airlock-sandbox/airlock/proto/filesystem"
 )
 
 // metadataXattrPrefix namespaces E2B file metadata among extended attributes.

@@ -15,8 +15,8 @@ import (
 
 	"connectrpc.com/connect"
 
-	pb "github.com/airlock-sandbox/airlock/internal/proto/filesystem"
-	"github.com/airlock-sandbox/airlock/internal/proto/filesystem/filesystemconnect"
+	pb "github.com/airlock-sandbox/airlock/proto/filesystem"
+	"github.com/airlock-sandbox/airlock/proto/filesystem/filesystemconnect"
 )
 
 // Filesystem implements the filesystem.Filesystem Connect service and the

@@ -12,7 +12,7 @@ import (
 	"connectrpc.com/connect"
 	"golang.org/x/sys/unix"
 
-	pb "github.com/airlock-sandbox/airlock/internal/proto/filesystem"
+	pb "github.com/airlock-sandbox/airlock/proto/filesystem"
 )
 
 func TestStat(t *testing.T) {

@@ -14,7 +14,7 @@ import (
 
 	"connectrpc.com/connect"
 
-	"github.com/airlock-sandbox/airlock/internal/proto/filesystem/filesystemconnect"
+	"github.com/airlock-sandbox/airlock/proto/filesystem/filesystemconnect"
 )
 
 // fsEnv is a Filesystem served over httptest with a Connect JSON client.

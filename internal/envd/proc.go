@@ -17,7 +17,7 @@ import (
 	"github.com/creack/pty"
 	"golang.org/x/sys/unix"
 
-	rpc "github.com/airlock-sandbox/airlock/internal/proto/process"
+	rpc "github.com/airlock-sandbox/airlock/proto/process"
 )
 
 const (

@@ -13,8 +13,8 @@ import (
 
 	"connectrpc.com/connect"
 
-	rpc "github.com/airlock-sandbox/airlock/internal/proto/process"
-	"github.com/airlock-sandbox/airlock/internal/proto/process/processconnect"
+	rpc "github.com/airlock-sandbox/airlock/proto/process"
+	"github.com/airlock-sandbox/airlock/proto/process/processconnect"
 )
 
 const (

@@ -18,8 +18,8 @@ import (
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
 
-	rpc "github.com/airlock-sandbox/airlock/internal/proto/process"
-	"github.com/airlock-sandbox/airlock/internal/proto/process/processconnect"
+	rpc "github.com/airlock-sandbox/airlock/proto/process"
+	"github.com/airlock-sandbox/airlock/proto/process/processconnect"
 )
 
 func TestMain(m *testing.M) {

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"sync"
 
-	rpc "github.com/airlock-sandbox/airlock/internal/proto/process"
+	rpc "github.com/airlock-sandbox/airlock/proto/process"
 )
 
 // recentLimit is how many finished processes are remembered so that a late

@@ -9,7 +9,7 @@ import (
 
 	"connectrpc.com/connect"
 
-	"github.com/airlock-sandbox/airlock/internal/proto/process/processconnect"
+	"github.com/airlock-sandbox/airlock/proto/process/processconnect"
 )
 
 // maxInitBody bounds POST /init; the config is small.

@@ -5,7 +5,7 @@ import (
 
 	"connectrpc.com/connect"
 
-	"github.com/airlock-sandbox/airlock/internal/proto/filesystem/filesystemconnect"
+	"github.com/airlock-sandbox/airlock/proto/filesystem/filesystemconnect"
 )
 
 // mountFilesystem serves the filesystem Connect service (token required)

@@ -14,7 +14,7 @@ import (
 
 	"connectrpc.com/connect"
 
-	rpc "github.com/airlock-sandbox/airlock/internal/proto/process"
+	rpc "github.com/airlock-sandbox/airlock/proto/process"
 )
 
 type frame struct {

@@ -19,7 +19,7 @@ import (
 	"github.com/fsnotify/fsnotify"
 	"golang.org/x/sys/unix"
 
-	pb "github.com/airlock-sandbox/airlock/internal/proto/filesystem"
+	pb "github.com/airlock-sandbox/airlock/proto/filesystem"
 )
 
 const (

@@ -16,7 +16,7 @@ import (
 	"connectrpc.com/connect"
 	"github.com/fsnotify/fsnotify"
 
-	pb "github.com/airlock-sandbox/airlock/internal/proto/filesystem"
+	pb "github.com/airlock-sandbox/airlock/proto/filesystem"
 )
 
 // watchStream collects a WatchDir stream's messages on a channel.

@@ -67,6 +67,37 @@ func mountsUnder(dir string) ([]string, error) {
 	return out, sc.Err()
 }
 
+// usedAsLower reports whether an overlay mount uses dir as a lower layer.
+func usedAsLower(dir string) (bool, error) {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return false, err
+	}
+	dir = filepath.Clean(dir)
+	for _, line := range strings.Split(string(data), "\n") {
+		_, after, ok := strings.Cut(line, " - ")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(after) // fstype source superoptions
+		if len(f) < 3 || f[0] != "overlay" {
+			continue
+		}
+		for _, opt := range strings.Split(f[2], ",") {
+			lower, ok := strings.CutPrefix(opt, "lowerdir=")
+			if !ok {
+				continue
+			}
+			for _, l := range strings.Split(lower, ":") {
+				if filepath.Clean(unescapeMountinfo(l)) == dir {
+					return true, nil
+				}
+			}
+		}
+	}
+	return false, nil
+}
+
 // unescapeMountinfo decodes the octal escapes (\040 for a space) of mountinfo.
 func unescapeMountinfo(s string) string {
 	if !strings.Contains(s, `\`) {

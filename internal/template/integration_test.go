@@ -62,7 +62,7 @@ func TestBuildBaseReal(t *testing.T) {
 		t.Errorf("code-interpreter-v1 = %s at %s, want its own ID on base's rootfs %s", ci.ID, ci.RootfsDir, base.RootfsDir)
 	}
 	root := base.RootfsDir
-	if want := filepath.Join(dataDir, "templates", base.ID, "rootfs"); root != want {
+	if want := filepath.Join(dataDir, "templates", base.ID, "rootfs-"+baseRecipe); root != want {
 		t.Errorf("rootfs at %s, want %s", root, want)
 	}
 
@@ -91,6 +91,12 @@ func TestBuildBaseReal(t *testing.T) {
 	}
 	if info, err := os.Lstat(filepath.Join(root, "etc/resolv.conf")); err != nil || !info.Mode().IsRegular() || info.Size() != 0 {
 		t.Errorf("/etc/resolv.conf should be an empty regular file: %v %v", info, err)
+	}
+	if got := readFile(t, root, dpkgConfig); !strings.Contains(got, "force-unsafe-io") {
+		t.Errorf("dpkg config = %q", got)
+	}
+	if man, _ := filepath.Glob(filepath.Join(root, "usr/share/man/*/*")); len(man) > 0 {
+		t.Errorf("%d man pages left in the template", len(man))
 	}
 	if lists, _ := filepath.Glob(filepath.Join(root, "var/lib/apt/lists/*_Packages*")); len(lists) > 0 {
 		t.Errorf("apt lists left in the template: %v", lists)

@@ -97,8 +97,15 @@ func NewManager(cfg Config, st store.Store, log *slog.Logger) *Manager {
 
 func (m *Manager) templatesDir() string { return filepath.Join(m.cfg.DataDir, "templates") }
 func (m *Manager) cacheDir() string     { return filepath.Join(m.cfg.DataDir, "cache", "apt") }
-func (m *Manager) rootfsDir(id string) string {
-	return filepath.Join(m.templatesDir(), id, "rootfs")
+
+// baseRecipe names the current way "base" is built. Bump it whenever the
+// build changes: a data dir holding a rootfs of another recipe rebuilds it,
+// and the rootfs path carries the recipe so sandboxes still running on the
+// old tree keep it until they are gone.
+const baseRecipe = "base-2"
+
+func (m *Manager) rootfsDir(id, recipe string) string {
+	return filepath.Join(m.templatesDir(), id, "rootfs-"+recipe)
 }
 
 // Resolve finds a ready template by ID or alias.
@@ -133,7 +140,7 @@ func (m *Manager) ensureBase(ctx context.Context, progress io.Writer) (*store.Te
 	id := stableID(BaseAlias)
 	if t, err := m.st.GetTemplate(ctx, BaseAlias); err == nil {
 		id = t.ID
-		if t.BuildStatus == StatusReady && isBuilt(t.RootfsDir) {
+		if t.BuildStatus == StatusReady && t.RootfsDir == m.rootfsDir(id, baseRecipe) && isBuilt(t.RootfsDir) {
 			return t, nil // fast path
 		}
 	} else if !errors.Is(err, store.ErrNotFound) {
@@ -156,7 +163,7 @@ func (m *Manager) ensureBase(ctx context.Context, progress io.Writer) (*store.Te
 	rec := &store.Template{
 		ID:         id,
 		Aliases:    []string{BaseAlias},
-		RootfsDir:  m.rootfsDir(id),
+		RootfsDir:  m.rootfsDir(id, baseRecipe),
 		CPUCount:   DefaultCPUCount,
 		MemoryMB:   DefaultMemoryMB,
 		DiskSizeMB: DefaultDiskSizeMB,
@@ -168,6 +175,7 @@ func (m *Manager) ensureBase(ctx context.Context, progress io.Writer) (*store.Te
 		m.log.Info("found built template, recording it", "template", BaseAlias, "id", id)
 		return rec, m.put(ctx, rec, StatusReady)
 	}
+	defer m.pruneOldRootfs(filepath.Dir(rec.RootfsDir), rec.RootfsDir)
 	if err := m.put(ctx, rec, StatusBuilding); err != nil {
 		return nil, err
 	}
@@ -179,6 +187,29 @@ func (m *Manager) ensureBase(ctx context.Context, progress io.Writer) (*store.Te
 		return nil, err
 	}
 	return rec, m.put(ctx, rec, StatusReady)
+}
+
+// pruneOldRootfs removes rootfs trees of older recipes that no mounted
+// sandbox uses as its lower layer any more; ones still in use stay until a
+// later start.
+func (m *Manager) pruneOldRootfs(dir, keep string) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		p := filepath.Join(dir, e.Name())
+		if p == keep || !e.IsDir() || !strings.HasPrefix(e.Name(), "rootfs") || strings.HasPrefix(e.Name(), tmpPrefix) {
+			continue
+		}
+		if used, err := usedAsLower(p); err != nil || used {
+			continue
+		}
+		m.log.Info("removing template rootfs of an old recipe", "dir", p)
+		if err := removeTree(p); err != nil {
+			m.log.Warn("remove old template rootfs", "dir", p, "err", err)
+		}
+	}
 }
 
 // ensureAliasOf records alias as its own template sharing target's rootfs.

@@ -38,6 +38,11 @@ func (f *fakePopulate) run(ctx context.Context, o populateOptions, out io.Writer
 		"etc/apt/sources.list":                  "deb " + o.Mirror + " " + o.Suite + " main\n",
 		"usr/lib/python3.11/EXTERNALLY-MANAGED": "[externally-managed]\n",
 		"var/cache/apt/archives/bash_5.2_amd64.deb":                                         "deb",
+		"usr/share/doc/bash/copyright":                                                      "GPL\n",
+		"usr/share/doc/bash/README.gz":                                                      "readme",
+		"usr/share/man/man1/bash.1.gz":                                                      "man",
+		"usr/share/locale/locale.alias":                                                     "C.UTF-8 C.UTF-8\n",
+		"usr/share/locale/de/LC_MESSAGES/bash.mo":                                           "mo",
 		"var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_main_binary-amd64_Packages": "Package: bash\n",
 	}
 	for rel, content := range files {
@@ -93,7 +98,7 @@ func TestEnsureDefaultsBuildsAndRecords(t *testing.T) {
 	if base.ID != stableID(BaseAlias) || !regexp.MustCompile(`^[a-z0-9]{20}$`).MatchString(base.ID) {
 		t.Errorf("base ID = %q", base.ID)
 	}
-	if want := filepath.Join(dataDir, "templates", base.ID, "rootfs"); base.RootfsDir != want {
+	if want := filepath.Join(dataDir, "templates", base.ID, "rootfs-"+baseRecipe); base.RootfsDir != want {
 		t.Errorf("RootfsDir = %s, want %s", base.RootfsDir, want)
 	}
 	byID, err := m.Resolve(ctx, base.ID)
@@ -119,6 +124,8 @@ func TestEnsureDefaultsBuildsAndRecords(t *testing.T) {
 		"etc/hostname":                          "sandbox\n",
 		"etc/apt/sources.list.d/debian.sources": "URIs: http://mirror.test/debian\nSuites: bookworm bookworm-updates\n",
 		"home/user/.bashrc":                     "# bashrc\n",
+		"usr/share/doc/bash/copyright":          "GPL\n",
+		"usr/share/locale/locale.alias":         "C.UTF-8",
 	}
 	for rel, want := range checks {
 		if got := readFile(t, root, rel); !strings.Contains(got, want) {
@@ -133,6 +140,9 @@ func TestEnsureDefaultsBuildsAndRecords(t *testing.T) {
 		"usr/lib/python3.11/EXTERNALLY-MANAGED",
 		"var/cache/apt/archives/bash_5.2_amd64.deb",
 		"var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_main_binary-amd64_Packages",
+		"usr/share/doc/bash/README.gz",
+		"usr/share/man/man1",
+		"usr/share/locale/de",
 	} {
 		if _, err := os.Lstat(filepath.Join(root, gone)); !os.IsNotExist(err) {
 			t.Errorf("%s should be removed (err %v)", gone, err)
@@ -290,5 +300,38 @@ func TestStableID(t *testing.T) {
 	a, b := stableID(BaseAlias), stableID(CodeInterpreterAlias)
 	if !re.MatchString(a) || !re.MatchString(b) || a == b || a != stableID(BaseAlias) {
 		t.Errorf("stableID: %q %q", a, b)
+	}
+}
+
+// A rootfs built by an older recipe is rebuilt, and the old tree is removed
+// once no sandbox overlay uses it.
+func TestOldRecipeIsRebuiltAndPruned(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t)
+	f := &fakePopulate{}
+	m, dataDir := newTestManager(t, st, f)
+	id := stableID(BaseAlias)
+	old := filepath.Join(dataDir, "templates", id, "rootfs")
+	if err := os.MkdirAll(filepath.Join(old, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(old, "etc", "os-release"), []byte("ID=debian\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.PutTemplate(ctx, &store.Template{ID: id, Aliases: []string{BaseAlias}, RootfsDir: old, BuildStatus: StatusReady}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.EnsureDefaults(ctx, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if f.calls != 1 {
+		t.Fatalf("old recipe not rebuilt: populate called %d times", f.calls)
+	}
+	base, err := m.Resolve(ctx, BaseAlias)
+	if err != nil || base.RootfsDir != m.rootfsDir(id, baseRecipe) {
+		t.Fatalf("base after rebuild: %+v, %v", base, err)
+	}
+	if _, err := os.Stat(old); !os.IsNotExist(err) {
+		t.Errorf("old rootfs %s was not pruned: %v", old, err)
 	}
 }

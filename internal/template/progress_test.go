@@ -99,7 +99,7 @@ func TestTrackerLines(t *testing.T) {
 		{"unpack", concat(repeat("I: Validating pkgN 1.0", 90), []string{"I: Unpacking required packages..."}, repeat("I: Unpacking pkgN...", 90)), "bootstrap: unpack", 42},
 		{"warnings are ignored", []string{"W: Failure while configuring base packages.", "E: something"}, "bootstrap: download", 0},
 		{"configure", concat(repeat("I: Validating pkgN 1.0", 90), repeat("I: Configuring pkgN...", 45)), "bootstrap: configure", 48},
-		{"apt update", []string{"airlock-stage: apt-update", "Get:1 http://deb.debian.org/debian bookworm InRelease [151 kB]", "Get:2 http://deb.debian.org/debian bookworm/main amd64 Packages [8792 kB]"}, "packages: index", 56},
+		{"apt update", []string{"airlock-stage: apt-update", "Get:1 http://deb.debian.org/debian bookworm InRelease [151 kB]", "Get:2 http://deb.debian.org/debian bookworm/main amd64 Packages [8792 kB]", "Hit:3 http://deb.debian.org/debian bookworm-updates InRelease"}, "packages: index", 56},
 		{"apt announces its count", []string{"airlock-stage: apt-update", "Hit:1 http://x bookworm InRelease", "airlock-stage: apt-install", "0 upgraded, 10 newly installed, 0 to remove and 0 not upgraded."}, "packages: download", 57},
 		{"apt download", concat([]string{"0 upgraded, 10 newly installed, 0 to remove and 0 not upgraded."}, repeat("Get:N http://deb.debian.org/debian bookworm/main amd64 pkg all 1 [5 kB]", 5)), "packages: download", 61},
 		{"apt install interleaves unpack and setup", concat([]string{"0 upgraded, 10 newly installed, 0 to remove and 0 not upgraded."},

@@ -51,6 +51,7 @@ func configureRootfs(root string, src aptSources, suite string) error {
 		// Sandboxes are disposable: let `pip install` work without --break-system-packages.
 		{"pip", func() error { return removeGlob(root, "usr/lib/python3*/EXTERNALLY-MANAGED") }},
 		{"clean", func() error { return cleanCaches(root) }},
+		{"docs", func() error { return trimDocs(root) }},
 	}
 	for _, s := range steps {
 		if err := s.fn(); err != nil {
@@ -168,6 +169,40 @@ func cleanCaches(root string) error {
 		}
 	}
 	return os.MkdirAll(filepath.Join(root, "var/lib/apt/lists/partial"), 0o700)
+}
+
+// trimDocs removes the documentation that dpkg's path-exclude rules (see
+// dpkgConfig) keep out of later installs but that debootstrap's first stage
+// extracted anyway. Copyright files and locale.alias stay.
+func trimDocs(root string) error {
+	for _, dir := range []string{"usr/share/man", "usr/share/info", "usr/share/locale"} {
+		entries, err := os.ReadDir(filepath.Join(root, dir))
+		if err != nil && !os.IsNotExist(err) {
+			return err
+		}
+		for _, e := range entries {
+			if e.Name() == "locale.alias" {
+				continue
+			}
+			if err := os.RemoveAll(filepath.Join(root, dir, e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	docs := filepath.Join(root, "usr/share/doc")
+	err := filepath.WalkDir(docs, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && d.Name() != "copyright" {
+			return os.Remove(path)
+		}
+		return nil
+	})
+	if os.IsNotExist(err) {
+		return nil
+	}
+	return err
 }
 
 func removeGlob(root, pattern string) error {

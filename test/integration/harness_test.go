@@ -20,8 +20,8 @@ import (
 
 	"connectrpc.com/connect"
 
-	"github.com/airlock-sandbox/airlock/internal/proto/process"
-	"github.com/airlock-sandbox/airlock/internal/proto/process/processconnect"
+	"github.com/airlock-sandbox/airlock/proto/process"
+	"github.com/airlock-sandbox/airlock/proto/process/processconnect"
 )
 
 var (

@@ -11,7 +11,7 @@ import (
 	connect "connectrpc.com/connect"
 	context "context"
 	errors "errors"
-	filesystem "github.com/airlock-sandbox/airlock/internal/proto/filesystem"
+	filesystem "github.com/airlock-sandbox/airlock/proto/filesystem"
 	http "net/http"
 	strings "strings"
 )

@@ -11,7 +11,7 @@ import (
 	connect "connectrpc.com/connect"
 	context "context"
 	errors "errors"
-	process "github.com/airlock-sandbox/airlock/internal/proto/process"
+	process "github.com/airlock-sandbox/airlock/proto/process"
 	http "net/http"
 	strings "strings"
 )
