@@ -16,7 +16,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 need_apt=()
-for pkg in runc debootstrap nftables iptables iproute2 busybox-static postgresql ca-certificates curl make git procps psmisc python3; do
+for pkg in runc debootstrap nftables iptables iproute2 busybox-static postgresql ca-certificates curl openssl make git procps psmisc python3; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

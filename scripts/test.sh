@@ -62,3 +62,7 @@ stop_server
 echo "==> integration tests (restart recovery, crash, leaks)"
 AIRLOCK_BIN=/usr/local/bin/airlock AIRLOCK_TEST_DATA_DIR=$DATA_DIR \
   go test -count=1 -p 1 -timeout 30m ./test/...
+
+echo "==> Go SDK suite (URL mode, then host-routed TLS mode)"
+AIRLOCK_BIN=/usr/local/bin/airlock AIRLOCK_TEST_DATA_DIR=$DATA_DIR AIRLOCK_SDK_ADDR=$ADDR \
+  AIRLOCK_BRIDGE=airlock0 AIRLOCK_SUBNET=10.213.0.0/16 scripts/sdk-test.sh

@@ -46,6 +46,7 @@ func newTestEnv(t *testing.T) *testEnv {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	srv := NewServer(log)
+	srv.infoDir = t.TempDir() // never the host's /run/e2b
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(func() {
 		hs.Close()

@@ -5,6 +5,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"connectrpc.com/connect"
@@ -24,11 +26,14 @@ type Server struct {
 	process *Process
 	handler http.Handler
 	closers []func()
+	// infoDir receives E2B's /run/e2b/.E2B_SANDBOX* files, which some
+	// templates read instead of the environment.
+	infoDir string
 }
 
 // NewServer builds envd with its default (pre-/init) configuration.
 func NewServer(log *slog.Logger) *Server {
-	s := &Server{log: log, state: NewState()}
+	s := &Server{log: log, state: NewState(), infoDir: "/run/e2b"}
 	s.process = NewProcess(s.state, log.With("svc", "process"))
 	procReaper.start()
 
@@ -84,9 +89,28 @@ func (s *Server) init(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.state.Apply(c)
+	s.writeInfoFiles(c.EnvVars)
 	s.log.Info("configuration applied", "defaultUser", s.state.Config().DefaultUser, "envVars", len(c.EnvVars))
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// writeInfoFiles mirrors the E2B_SANDBOX* variables into files, as E2B's
+// envd does; failures are logged, not fatal (the variables still apply).
+func (s *Server) writeInfoFiles(env map[string]string) {
+	for _, k := range []string{"E2B_SANDBOX", "E2B_SANDBOX_ID", "E2B_TEMPLATE_ID"} {
+		v, ok := env[k]
+		if !ok {
+			continue
+		}
+		if err := os.MkdirAll(s.infoDir, 0o755); err != nil {
+			s.log.Warn("create sandbox info dir", "err", err)
+			return
+		}
+		if err := os.WriteFile(filepath.Join(s.infoDir, "."+k), []byte(v), 0o644); err != nil {
+			s.log.Warn("write sandbox info file", "name", k, "err", err)
+		}
+	}
 }
 
 func (s *Server) envs(w http.ResponseWriter, _ *http.Request) {

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -181,6 +183,9 @@ func TestInitAndEnvs(t *testing.T) {
 	cfg := e.srv.State().Config()
 	if cfg.AccessToken != "tok" || cfg.DefaultUser != "nobody" || cfg.DefaultWorkdir != "/tmp" || cfg.EnvVars["A"] != "1" {
 		t.Fatalf("config after init: %+v", cfg)
+	}
+	if b, err := os.ReadFile(filepath.Join(e.srv.infoDir, ".E2B_SANDBOX")); err != nil || string(b) != "true" {
+		t.Errorf("/run/e2b/.E2B_SANDBOX = %q, %v", b, err)
 	}
 
 	// The default user and workdir now apply to processes.
