@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"debug/elf"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -125,7 +127,7 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 	driver, err := oci.New(oci.Config{
 		Runtime:     o.runtime,
 		StateDir:    filepath.Join(o.dataDir, "sandboxes"),
-		RuntimeRoot: filepath.Join("/run/airlock", o.runtime),
+		RuntimeRoot: runtimeRoot(o.dataDir, o.runtime),
 	}, log)
 	if err != nil {
 		return fmt.Errorf("set up runtime %s: %w", o.runtime, err)
@@ -183,6 +185,18 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 		log.Warn("graceful shutdown incomplete", "err", err)
 	}
 	return nil
+}
+
+// runtimeRoot is the OCI runtime's state dir for this data dir: servers with
+// different data dirs on one host must never see (and adopt or reap) each
+// other's containers.
+func runtimeRoot(dataDir, runtime string) string {
+	abs, err := filepath.Abs(dataDir)
+	if err != nil {
+		abs = dataDir
+	}
+	sum := sha256.Sum256([]byte(abs))
+	return filepath.Join("/run/airlock", hex.EncodeToString(sum[:6]), runtime)
 }
 
 // routes adapts the orchestrator to the gateway's resolver.

@@ -81,7 +81,7 @@ func (f *Filesystem) filesUser(r *http.Request, op string) (*User, error) {
 }
 
 // ServeDownload handles GET /files: the file's bytes, gzip-compressed when
-// the client accepts it.
+// the client asks for gzip alone.
 func (f *Filesystem) ServeDownload(w http.ResponseWriter, r *http.Request) {
 	if err := f.download(w, r); err != nil {
 		status := statusOf(err)
@@ -167,9 +167,14 @@ func contentDisposition(name string) string {
 	return mime.FormatMediaType("inline", map[string]string{"filename": name})
 }
 
-// acceptedEncodings parses Accept-Encoding for gzip and identity.
+// acceptedEncodings parses Accept-Encoding for gzip and identity. gzip is
+// chosen only when it is the one compression the client names: that is what
+// the SDKs send for their gzip option, while generic client defaults
+// ("gzip, deflate, br") would otherwise make every large download burn CPU
+// instead of going out uncompressed with sendfile.
 func acceptedEncodings(header string) (gzipOK, identityOK bool) {
 	gzipQ, identityQ, anyQ := -1.0, -1.0, -1.0
+	others := false
 	for _, item := range strings.Split(header, ",") {
 		name, params, _ := strings.Cut(strings.TrimSpace(item), ";")
 		q := 1.0
@@ -187,9 +192,12 @@ func acceptedEncodings(header string) (gzipOK, identityOK bool) {
 			identityQ = q
 		case "*":
 			anyQ = q
+		case "":
+		default:
+			others = others || q > 0
 		}
 	}
-	gzipOK = gzipQ > 0 || (gzipQ < 0 && anyQ > 0)
+	gzipOK = gzipQ > 0 && !others
 	identityOK = identityQ > 0 || (identityQ < 0 && anyQ != 0)
 	return gzipOK, identityOK
 }

@@ -362,8 +362,14 @@ func TestDownload(t *testing.T) {
 			t.Fatalf("%d %q", resp.StatusCode, b)
 		}
 	})
+	t.Run("generic client defaults stay uncompressed", func(t *testing.T) {
+		resp, b := e.filesRequest(t, http.MethodGet, url.Values{"path": {p}}, http.Header{"Accept-Encoding": {"gzip, deflate, br"}}, nil)
+		if resp.StatusCode != 200 || resp.Header.Get("Content-Encoding") != "" || string(b) != "hello world" {
+			t.Fatalf("%d, encoding %q, body %q", resp.StatusCode, resp.Header.Get("Content-Encoding"), b)
+		}
+	})
 	t.Run("gzip", func(t *testing.T) {
-		resp, b := e.filesRequest(t, http.MethodGet, url.Values{"path": {p}}, http.Header{"Accept-Encoding": {"gzip, deflate"}}, nil)
+		resp, b := e.filesRequest(t, http.MethodGet, url.Values{"path": {p}}, http.Header{"Accept-Encoding": {"gzip"}}, nil)
 		if resp.StatusCode != 200 || resp.Header.Get("Content-Encoding") != "gzip" {
 			t.Fatalf("%d, encoding %q", resp.StatusCode, resp.Header.Get("Content-Encoding"))
 		}
