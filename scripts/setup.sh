@@ -16,7 +16,10 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 need_apt=()
-for pkg in runc debootstrap nftables iptables iproute2 busybox-static postgresql ca-certificates curl openssl make git procps psmisc python3; do
+# The Jupyter kernels are needed on the host only by the interpreter's tests
+# (sandboxes get them from the code-interpreter-v1 template).
+for pkg in runc debootstrap nftables iptables iproute2 busybox-static postgresql ca-certificates curl openssl make git procps psmisc python3 \
+  python3-ipykernel python3-numpy python3-pandas python3-matplotlib r-cran-irkernel; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -1,0 +1,63 @@
+package interpreter
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+)
+
+// DefaultAddr is where the code-interpreter server listens in a sandbox.
+const DefaultAddr = ":49999"
+
+const (
+	// idleTimeout outlives the SDKs' keep-alive pools.
+	idleTimeout     = 640 * time.Second
+	shutdownTimeout = 5 * time.Second
+)
+
+// Run serves the code-interpreter server on addr (DefaultAddr when empty)
+// until ctx is cancelled, then closes every kernel.
+func Run(ctx context.Context, addr string, log *slog.Logger) error {
+	if addr == "" {
+		addr = DefaultAddr
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	srv := NewServer(ServerOptions{Log: log})
+	defer srv.Close()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	// The default contexts start in the background so /health answers at
+	// once while the Python kernel warms up; /execute waits for it.
+	srv.Preload(DefaultPreload...)
+
+	// No read/write timeouts: executions stream for as long as they run.
+	hs := &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       idleTimeout,
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	log.Info("code interpreter listening", "addr", ln.Addr().String(), "pid", os.Getpid())
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("code interpreter shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return nil
+}
