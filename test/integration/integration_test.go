@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bytes"
 	"net"
 	"net/http"
 	"os/exec"
@@ -63,7 +64,7 @@ EOF`
 }
 
 // Egress and isolation: the test builds its own "internet" in a network
-// namespace (198.18.0.0/15 benchmark range) so no traffic leaves the host.
+// namespace (198.18.0.0/15 benchmark range, a /30 no other test uses) so no traffic leaves the host.
 func TestNetworkIsolation(t *testing.T) {
 	port := strings.Split(freeAddr(t), ":")[1]
 	s := startServer(t, runtimeRunc, "0.0.0.0:"+port)
@@ -123,7 +124,7 @@ func TestNetworkIsolation(t *testing.T) {
 	}
 }
 
-// fakeInternet creates a namespace with an HTTP server on 198.18.0.2 routed
+// fakeInternet creates a namespace with an HTTP server on 198.19.213.2 routed
 // from the host, and returns its URL.
 func fakeInternet(t *testing.T) string {
 	t.Helper()
@@ -142,25 +143,34 @@ func fakeInternet(t *testing.T) string {
 	})
 	sh("ip", "link", "add", "itinet0", "type", "veth", "peer", "name", "itinet1")
 	sh("ip", "link", "set", "itinet1", "netns", "itest-inet")
-	sh("ip", "addr", "add", "198.18.0.1/30", "dev", "itinet0")
+	sh("ip", "addr", "add", "198.19.213.1/30", "dev", "itinet0")
 	sh("ip", "link", "set", "itinet0", "up")
-	sh("ip", "netns", "exec", "itest-inet", "ip", "addr", "add", "198.18.0.2/30", "dev", "itinet1")
+	sh("ip", "netns", "exec", "itest-inet", "ip", "addr", "add", "198.19.213.2/30", "dev", "itinet1")
 	sh("ip", "netns", "exec", "itest-inet", "ip", "link", "set", "itinet1", "up")
 	sh("ip", "netns", "exec", "itest-inet", "ip", "link", "set", "lo", "up")
-	sh("ip", "netns", "exec", "itest-inet", "ip", "route", "add", "default", "via", "198.18.0.1")
-	srv := exec.Command("ip", "netns", "exec", "itest-inet", "python3", "-m", "http.server", "8080", "--bind", "198.18.0.2")
+	// No default route: replies go to the masqueraded source on the link,
+	// and nothing in here can send traffic (DNS lookups, say) off the host.
+	srv := exec.Command("ip", "netns", "exec", "itest-inet", "python3", "-m", "http.server", "8080", "--bind", "198.19.213.2")
+	var out bytes.Buffer
+	srv.Stdout, srv.Stderr = &out, &out
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = srv.Process.Kill(); _ = srv.Wait() })
+	t.Cleanup(func() {
+		_ = srv.Process.Kill()
+		_ = srv.Wait()
+		if t.Failed() {
+			t.Logf("fake internet server output:\n%s", out.String())
+		}
+	})
 	waitFor(t, 10*time.Second, "the fake internet server", func() bool {
-		c, err := net.DialTimeout("tcp", "198.18.0.2:8080", time.Second)
+		c, err := net.DialTimeout("tcp", "198.19.213.2:8080", time.Second)
 		if err == nil {
 			c.Close()
 		}
 		return err == nil
 	})
-	return "http://198.18.0.2:8080/"
+	return "http://198.19.213.2:8080/"
 }
 
 // A crash of the server (SIGKILL) loses nothing: running sandboxes are
