@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check Airlock has: lint, Go unit and integration tests, and the
 # compatibility suite of the official npm `e2b` SDK against a real
-# `airlock serve` with runc, then a smoke subset with runsc (gVisor).
+# `airlock serve`, once with runc and once with runsc (gVisor).
 # Expects scripts/setup.sh to have run. Run as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,16 +52,19 @@ export E2B_API_URL=http://$ADDR E2B_SANDBOX_URL=http://$ADDR
 
 echo "==> e2b compatibility suite (runc)"
 test/compat/run.sh
+
+echo "==> CLI tests (the real binary against the same server)"
+go test -count=1 -timeout 10m ./test/cli/
 stop_server
 
-echo "==> e2b compatibility smoke suite (runsc)"
+echo "==> e2b compatibility suite (runsc)"
 start_server runsc
-COMPAT_FILES="test/compat/smoke.test.mjs" test/compat/run.sh
+test/compat/run.sh
 stop_server
 
 echo "==> integration tests (restart recovery, crash, leaks)"
 AIRLOCK_BIN=/usr/local/bin/airlock AIRLOCK_TEST_DATA_DIR=$DATA_DIR \
-  go test -count=1 -p 1 -timeout 30m ./test/...
+  go test -count=1 -p 1 -timeout 30m ./test/integration/...
 
 echo "==> Go SDK suite (URL mode, then host-routed TLS mode)"
 AIRLOCK_BIN=/usr/local/bin/airlock AIRLOCK_TEST_DATA_DIR=$DATA_DIR AIRLOCK_SDK_ADDR=$ADDR \

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -54,7 +55,27 @@ func runAs(u *User, fn func() error) error {
 	return fn()
 }
 
+// fsidsMissing reports, once, whether the kernel lacks setfsuid/setfsgid:
+// gVisor does not implement them, so there the thread's effective IDs are
+// switched instead (saved IDs stay root, so they can be switched back).
+var fsidsMissing = sync.OnceValue(func() bool {
+	return errors.Is(unix.Setfsgid(os.Getegid()), unix.ENOSYS)
+})
+
+// setresThread changes IDs of the calling thread only: x/sys's Setresuid
+// applies to every thread of the process, which must not happen here.
+func setresThread(nr uintptr, id int) error {
+	keep := ^uintptr(0) // -1: leave real and saved IDs alone
+	if _, _, errno := unix.RawSyscall(nr, keep, uintptr(id), keep); errno != 0 {
+		return errno
+	}
+	return nil
+}
+
 func switchCreds(u *User) error {
+	if fsidsMissing() {
+		return switchEffective(u)
+	}
 	groups := make([]int, 0, len(u.Groups)+1)
 	groups = append(groups, int(u.GID))
 	for _, g := range u.Groups {
@@ -77,7 +98,41 @@ func switchCreds(u *User) error {
 	return nil
 }
 
+// switchEffective is switchCreds for kernels without setfsuid. Groups and
+// gid first: once the euid is not root the thread has no capabilities.
+func switchEffective(u *User) error {
+	groups := make([]int, 0, len(u.Groups)+1)
+	groups = append(groups, int(u.GID))
+	for _, g := range u.Groups {
+		groups = append(groups, int(g))
+	}
+	if err := unix.Setgroups(groups); err != nil {
+		return fmt.Errorf("setgroups for %q: %w", u.Name, err)
+	}
+	if err := setresThread(unix.SYS_SETRESGID, int(u.GID)); err != nil {
+		return fmt.Errorf("setresgid for %q: %w", u.Name, err)
+	}
+	if err := setresThread(unix.SYS_SETRESUID, int(u.UID)); err != nil {
+		return fmt.Errorf("setresuid for %q: %w", u.Name, err)
+	}
+	return nil
+}
+
 func restoreCreds(uid, gid int, groups []int) error {
+	if fsidsMissing() {
+		// euid back to root first: that restores the capabilities needed
+		// to reset the groups.
+		if err := setresThread(unix.SYS_SETRESUID, uid); err != nil {
+			return fmt.Errorf("restore euid: %w", err)
+		}
+		if err := setresThread(unix.SYS_SETRESGID, gid); err != nil {
+			return fmt.Errorf("restore egid: %w", err)
+		}
+		if err := unix.Setgroups(groups); err != nil {
+			return fmt.Errorf("restore groups: %w", err)
+		}
+		return nil
+	}
 	if err := unix.Setfsuid(uid); err != nil {
 		return fmt.Errorf("restore fsuid: %w", err)
 	}

@@ -12,6 +12,20 @@ import (
 // outside runAs, checking each file's owner: switched credentials must never
 // leak to other goroutines or outlive the call.
 func TestRunAsIsolatesThreads(t *testing.T) {
+	for _, mode := range []struct {
+		name      string
+		effective bool
+	}{{"fsuid", false}, {"effective IDs (gVisor)", true}} {
+		t.Run(mode.name, func(t *testing.T) {
+			saved := fsidsMissing
+			fsidsMissing = func() bool { return mode.effective }
+			defer func() { fsidsMissing = saved }()
+			testRunAsIsolatesThreads(t)
+		})
+	}
+}
+
+func testRunAsIsolatesThreads(t *testing.T) {
 	e := newFSEnv(t)
 	dir := e.path("shared")
 	if err := os.Mkdir(dir, 0o777); err != nil {

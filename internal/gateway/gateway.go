@@ -164,10 +164,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Routing headers are ours, not the sandbox's business.
 	r.Header.Del("E2b-Sandbox-Id")
 	r.Header.Del("E2b-Sandbox-Port")
-	// Streams interleave request body reads with response writes; without
-	// full duplex, Go's HTTP/1 server may close the request body once the
-	// response headers are flushed, which aborts the proxied stream.
-	_ = http.NewResponseController(w).EnableFullDuplex()
+	// Connect streams interleave request body reads with response writes;
+	// without full duplex, Go's HTTP/1 server may close the request body once
+	// the response headers are flushed, which aborts the proxied stream.
+	// Plain uploads keep the ordinary half-duplex semantics.
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/connect") {
+		_ = http.NewResponseController(w).EnableFullDuplex()
+	}
 	ctx := context.WithValue(r.Context(), targetKey{}, target{id: id, ip: rt.IP, port: port})
 	g.proxy.ServeHTTP(w, r.WithContext(ctx))
 }

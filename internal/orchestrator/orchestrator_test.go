@@ -163,9 +163,10 @@ func TestTimeouts(t *testing.T) {
 	if rec.EndReason != "timeout" {
 		t.Errorf("end reason %q, want timeout", rec.EndReason)
 	}
-	if h.drv.box(short.ID) != nil || h.net.has(short.ID) {
-		t.Error("timed-out sandbox left resources")
-	}
+	// The end is recorded before the resources go, so wait for those too.
+	waitFor(t, 5*time.Second, "the timed-out sandbox's resources to be freed", func() bool {
+		return h.drv.box(short.ID) == nil && !h.net.has(short.ID)
+	})
 	if _, err := o.Get(ctx, long.ID); err != nil {
 		t.Errorf("long sandbox: %v", err)
 	}
