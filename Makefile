@@ -29,3 +29,11 @@ lint:
 	test -z "$$(gofmt -l $$(git ls-files '*.go'))"
 	go vet ./...
 	$(GOBIN)/staticcheck ./...
+
+# End-to-end benchmark (needs root, runc/runsc, and builds the base template
+# on first use). BENCH_FLAGS=--quick for a CI-sized run; add --json for JSON.
+BENCH_FLAGS ?=
+bench:
+	CGO_ENABLED=0 go build -o bin/airlock ./cmd/airlock
+	go test -run '^$$' -bench . -benchtime 200x ./internal/bench/
+	bin/airlock bench $(BENCH_FLAGS)

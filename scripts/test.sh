@@ -53,6 +53,9 @@ export E2B_API_URL=http://$ADDR E2B_SANDBOX_URL=http://$ADDR
 echo "==> e2b compatibility suite (runc)"
 test/compat/run.sh
 
+echo "==> code-interpreter compatibility suite (runc)"
+test/compat-ci/run.sh
+
 echo "==> CLI tests (the real binary against the same server)"
 go test -count=1 -timeout 10m ./test/cli/
 stop_server

@@ -37,7 +37,8 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCmd(), newKeysCmd(), newEnvdCmd())
+	root.AddCommand(newServeCmd(), newKeysCmd(), newEnvdCmd(), newInterpreterCmd(), newBenchCmd())
+	addCLICommands(root) // sandbox, template; exit codes in --help
 	return root
 }
 

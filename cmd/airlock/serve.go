@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -38,6 +39,7 @@ type serveOptions struct {
 	tlsCert string
 	tlsKey  string
 	verbose bool
+	pool    int
 }
 
 func newServeCmd() *cobra.Command {
@@ -67,6 +69,7 @@ API key. Sandboxes keep running across a restart of the server.`,
 	f.StringVar(&o.tlsCert, "tls-cert", envOr("AIRLOCK_TLS_CERT", ""), "serve HTTPS with this certificate (PEM); for {port}-{id}.{domain} routing use a wildcard certificate (env AIRLOCK_TLS_CERT)")
 	f.StringVar(&o.tlsKey, "tls-key", envOr("AIRLOCK_TLS_KEY", ""), "private key for --tls-cert (env AIRLOCK_TLS_KEY)")
 	f.BoolVar(&o.verbose, "verbose", false, "debug logging")
+	f.IntVar(&o.pool, "pool-size", envInt("AIRLOCK_POOL_SIZE", 0), "warm pool: booted sandboxes kept ready per default template; 0 disables it (env AIRLOCK_POOL_SIZE)")
 	return cmd
 }
 
@@ -140,6 +143,7 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 		Log:        log,
 		EnvdBinary: self,
 		EnvdArgs:   []string{"envd"},
+		PoolSize:   o.pool,
 	})
 	if err != nil {
 		return err
@@ -185,6 +189,14 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 		log.Warn("graceful shutdown incomplete", "err", err)
 	}
 	return nil
+}
+
+// envInt returns the integer environment variable's value or def.
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(envOr(name, "")); err == nil {
+		return v
+	}
+	return def
 }
 
 // runtimeRoot is the OCI runtime's state dir for this data dir: servers with

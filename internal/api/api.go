@@ -78,6 +78,7 @@ func (s *Server) routes() {
 
 	m.Handle("GET /templates", s.auth(s.listTemplates))
 	m.Handle("GET /templates/aliases/{alias}", s.auth(s.templateAlias))
+	m.Handle("DELETE /templates/{id}", s.auth(s.deleteTemplate))
 }
 
 // ServeHTTP implements http.Handler.

@@ -5,10 +5,12 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -19,6 +21,10 @@ import (
 	"strings"
 	"time"
 )
+
+// maxBufferedBody is the largest request body read into memory before
+// proxying (RPC requests and code executions are far smaller).
+const maxBufferedBody = 1 << 20
 
 // EnvdPort is envd's port; it is exempt from traffic tokens and its
 // internal routes are not reachable from outside.
@@ -164,12 +170,20 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Routing headers are ours, not the sandbox's business.
 	r.Header.Del("E2b-Sandbox-Id")
 	r.Header.Del("E2b-Sandbox-Port")
-	// Connect streams interleave request body reads with response writes;
-	// without full duplex, Go's HTTP/1 server may close the request body once
-	// the response headers are flushed, which aborts the proxied stream.
-	// Plain uploads keep the ordinary half-duplex semantics.
-	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/connect") {
-		_ = http.NewResponseController(w).EnableFullDuplex()
+	// Go's HTTP/1 server may close a request body once response headers are
+	// flushed, and streamed responses (Connect streams, /execute) flush early:
+	// if the proxy has not read the body to EOF by then, the stream is cut.
+	// Small bodies are therefore read up front; only large or unsized ones
+	// (uploads, which the sandbox reads fully before answering) stream through.
+	if r.ContentLength > 0 && r.ContentLength <= maxBufferedBody {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, "read request body: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+	} else if r.ContentLength != 0 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/connect") {
+		_ = http.NewResponseController(w).EnableFullDuplex() // client streams
 	}
 	ctx := context.WithValue(r.Context(), targetKey{}, target{id: id, ip: rt.IP, port: port})
 	g.proxy.ServeHTTP(w, r.WithContext(ctx))

@@ -41,12 +41,14 @@ func (c *envdClient) url(ip netip.Addr, path string) string {
 	return "http://" + net.JoinHostPort(ip.String(), strconv.Itoa(c.port)) + path
 }
 
-// waitReady polls envd's /health until it answers. The first polls are
-// tight because envd usually starts within a few milliseconds.
+// waitReady polls envd's /health until it answers. For the first 200ms it
+// polls every millisecond: envd starts within a few milliseconds and a
+// refused connect costs microseconds, whereas a doubling back-off wasted up
+// to half the start time in sleep.
 func (c *envdClient) waitReady(ctx context.Context, ip netip.Addr, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	delay := time.Millisecond
+	start, delay := time.Now(), time.Millisecond
 	var lastErr error
 	for {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url(ip, "/health"), nil)
@@ -68,8 +70,8 @@ func (c *envdClient) waitReady(ctx context.Context, ip netip.Addr, timeout time.
 			return fmt.Errorf("%w (last error: %v)", ctx.Err(), lastErr)
 		case <-time.After(delay):
 		}
-		if delay < 20*time.Millisecond {
-			delay *= 2
+		if time.Since(start) > 200*time.Millisecond {
+			delay = 10 * time.Millisecond
 		}
 	}
 }

@@ -66,6 +66,16 @@ type Config struct {
 	ReadyTimeout    time.Duration // how long envd may take to come up; default 30s
 	DefaultUser     string        // default "user"
 	EnvdPort        int           // default EnvdPort; tests point it elsewhere
+	// StartCmdPorts maps template start commands to the port they serve;
+	// Create waits for that port's /health. Default: Airlock's interpreter
+	// on InterpreterPort. A port ≤ 0 means do not wait.
+	StartCmdPorts map[string]int
+
+	// PoolSize is how many booted, unclaimed sandboxes to keep per pooled
+	// template (0 disables the warm pool); PoolTemplates names them
+	// (default "base").
+	PoolSize      int
+	PoolTemplates []string
 }
 
 // Orchestrator manages sandboxes. Create one with New and call Start.
@@ -73,6 +83,7 @@ type Orchestrator struct {
 	cfg  Config
 	log  *slog.Logger
 	envd *envdClient
+	pool *pool // nil when disabled
 
 	mu    sync.Mutex
 	live  map[string]*entry // running and paused sandboxes
@@ -126,14 +137,19 @@ func New(cfg Config) (*Orchestrator, error) {
 	if cfg.DefaultUser == "" {
 		cfg.DefaultUser = "user"
 	}
-	return &Orchestrator{
+	if cfg.StartCmdPorts == nil {
+		cfg.StartCmdPorts = defaultStartCmdPorts()
+	}
+	o := &Orchestrator{
 		cfg:   cfg,
 		log:   cfg.Log.With("component", "orchestrator"),
 		envd:  newEnvdClient(cfg.EnvdPort),
 		live:  map[string]*entry{},
 		locks: map[string]*sync.Mutex{},
 		stop:  make(chan struct{}),
-	}, nil
+	}
+	o.pool = newPool(o, cfg.PoolSize, cfg.PoolTemplates)
+	return o, nil
 }
 
 // Start recovers sandboxes left from a previous run and starts the reaper.
@@ -143,11 +159,14 @@ func (o *Orchestrator) Start(ctx context.Context) error {
 	}
 	o.wg.Add(1)
 	go o.reapLoop()
+	o.pool.start(ctx)
 	return nil
 }
 
-// Close stops the reaper. Sandboxes keep running; the next Start adopts them.
+// Close stops the reaper and removes the warm pool's unclaimed sandboxes.
+// Other sandboxes keep running; the next Start adopts them.
 func (o *Orchestrator) Close() {
+	o.pool.close()
 	close(o.stop)
 	o.wg.Wait()
 	o.envd.close()
@@ -180,8 +199,11 @@ type CreateRequest struct {
 }
 
 // Create makes a new running sandbox and returns its record once envd
-// answers, so the caller's very next envd request succeeds.
+// answers, so the caller's very next envd request succeeds. A request the
+// warm pool can serve is served from it.
 func (o *Orchestrator) Create(ctx context.Context, req CreateRequest) (*store.Sandbox, error) {
+	tm := timingsFrom(ctx)
+	tm.start()
 	if req.Timeout <= 0 {
 		return nil, fmt.Errorf("%w: timeout must be positive", ErrInvalid)
 	}
@@ -195,10 +217,76 @@ func (o *Orchestrator) Create(ctx context.Context, req CreateRequest) (*store.Sa
 		}
 		return nil, fmt.Errorf("resolve template %q: %w", req.Template, err)
 	}
+	tm.mark("resolve")
+	if sb, ok := o.pool.claim(ctx, req, tpl); ok {
+		o.logTimings(sb.ID, tm)
+		return sb, nil
+	}
 
 	now := time.Now().UTC()
+	sb := o.newRecord(newID(), req, tpl, now)
+	unlock := o.lock(sb.ID)
+	defer unlock()
+
+	if err := o.cfg.Store.CreateSandbox(ctx, sb); err != nil {
+		return nil, fmt.Errorf("record sandbox: %w", err)
+	}
+	o.event(ctx, sb.ID, "info", "creating sandbox from template "+tpl.ID)
+	tm.mark("store")
+
+	// Use a context detached from the request for the create itself: a
+	// client that hangs up mid-create must not leave half-built resources.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.cfg.ReadyTimeout+30*time.Second)
+	defer cancel()
+	ip, err := o.boot(cctx, sb, tpl, policyFor(req.AllowInternet, req.Network))
+	if err != nil {
+		o.teardown(cctx, sb.ID)
+		o.finish(cctx, sb.ID, "create failed: "+err.Error())
+		return nil, err
+	}
+	if err := o.envd.init(cctx, ip, o.envdConfig(sb)); err != nil {
+		o.teardown(cctx, sb.ID)
+		o.finish(cctx, sb.ID, "create failed: configure envd: "+err.Error())
+		return nil, fmt.Errorf("configure envd: %w", err)
+	}
+	tm.mark("envd_init")
+	if err := o.runStartCmd(cctx, sb, ip, tpl.StartCmd); err != nil {
+		o.teardown(cctx, sb.ID)
+		o.finish(cctx, sb.ID, "create failed: "+err.Error())
+		return nil, err
+	}
+	tm.mark("start_cmd")
+	updated, err := o.cfg.Store.UpdateSandbox(cctx, sb.ID, func(s *store.Sandbox) error {
+		s.State = store.StateRunning
+		s.IP = ip.String()
+		s.UpdatedAt = time.Now().UTC()
+		return nil
+	})
+	if err != nil {
+		o.teardown(cctx, sb.ID)
+		o.finish(cctx, sb.ID, "create failed: "+err.Error())
+		return nil, fmt.Errorf("record running sandbox: %w", err)
+	}
+	o.track(updated, ip)
+	if err := o.cfg.Store.TouchTemplate(cctx, tpl.ID, now); err != nil {
+		o.log.Warn("touch template", "template", tpl.ID, "err", err)
+	}
+	o.event(ctx, sb.ID, "info", "sandbox running")
+	tm.mark("record")
+	o.logTimings(sb.ID, tm)
+	return updated, nil
+}
+
+func (o *Orchestrator) logTimings(id string, tm *Timings) {
+	if tm != nil {
+		o.log.Debug("sandbox created", append([]any{"sandbox", id}, tm.attrs()...)...)
+	}
+}
+
+// newRecord builds the store record of a sandbox created at now.
+func (o *Orchestrator) newRecord(id string, req CreateRequest, tpl *store.Template, now time.Time) *store.Sandbox {
 	sb := &store.Sandbox{
-		ID:            newID(),
+		ID:            id,
 		TemplateID:    tpl.ID,
 		Alias:         aliasFor(tpl, req.Template),
 		State:         store.StateCreating,
@@ -221,49 +309,18 @@ func (o *Orchestrator) Create(ctx context.Context, req CreateRequest) (*store.Sa
 	if !req.PublicTraffic {
 		sb.TrafficToken = randomHex(32)
 	}
-	unlock := o.lock(sb.ID)
-	defer unlock()
-
-	if err := o.cfg.Store.CreateSandbox(ctx, sb); err != nil {
-		return nil, fmt.Errorf("record sandbox: %w", err)
-	}
-	o.event(ctx, sb.ID, "info", "creating sandbox from template "+tpl.ID)
-
-	// Use a context detached from the request for the create itself: a
-	// client that hangs up mid-create must not leave half-built resources.
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.cfg.ReadyTimeout+30*time.Second)
-	defer cancel()
-	ip, err := o.boot(cctx, sb, tpl, policyFor(req.AllowInternet, req.Network))
-	if err != nil {
-		o.teardown(cctx, sb.ID)
-		o.finish(cctx, sb.ID, "create failed: "+err.Error())
-		return nil, err
-	}
-	updated, err := o.cfg.Store.UpdateSandbox(cctx, sb.ID, func(s *store.Sandbox) error {
-		s.State = store.StateRunning
-		s.IP = ip.String()
-		s.UpdatedAt = time.Now().UTC()
-		return nil
-	})
-	if err != nil {
-		o.teardown(cctx, sb.ID)
-		o.finish(cctx, sb.ID, "create failed: "+err.Error())
-		return nil, fmt.Errorf("record running sandbox: %w", err)
-	}
-	o.track(updated, ip)
-	if err := o.cfg.Store.TouchTemplate(cctx, tpl.ID, now); err != nil {
-		o.log.Warn("touch template", "template", tpl.ID, "err", err)
-	}
-	o.event(ctx, sb.ID, "info", "sandbox running")
-	return updated, nil
+	return sb
 }
 
-// boot attaches the network, starts the container and configures envd.
+// boot attaches the network, starts the container and waits for envd; the
+// caller configures envd (at once, or when a pooled sandbox is claimed).
 func (o *Orchestrator) boot(ctx context.Context, sb *store.Sandbox, tpl *store.Template, pol network.Policy) (netip.Addr, error) {
+	tm := timingsFrom(ctx)
 	ep, err := o.cfg.Network.Attach(ctx, sb.ID, pol)
 	if err != nil {
 		return netip.Addr{}, fmt.Errorf("attach network: %w", err)
 	}
+	tm.mark("netns")
 	spec := runtime.Spec{
 		ID:        sb.ID,
 		RootfsDir: tpl.RootfsDir,
@@ -283,12 +340,11 @@ func (o *Orchestrator) boot(ctx context.Context, sb *store.Sandbox, tpl *store.T
 	if _, err := o.cfg.Driver.Create(ctx, spec); err != nil {
 		return netip.Addr{}, fmt.Errorf("start container: %w", err)
 	}
+	tm.mark("runtime")
 	if err := o.envd.waitReady(ctx, ep.IP, o.cfg.ReadyTimeout); err != nil {
 		return netip.Addr{}, fmt.Errorf("envd did not become ready: %w", err)
 	}
-	if err := o.envd.init(ctx, ep.IP, o.envdConfig(sb)); err != nil {
-		return netip.Addr{}, fmt.Errorf("configure envd: %w", err)
-	}
+	tm.mark("envd_ready")
 	return ep.IP, nil
 }
 
@@ -319,6 +375,9 @@ func (o *Orchestrator) teardown(ctx context.Context, id string) {
 	}
 	o.mu.Lock()
 	delete(o.live, id)
+	// The sandbox is over: later calls find it killed in the store, so its
+	// lock can go (a waiter still holding the old one sees the same).
+	delete(o.locks, id)
 	o.mu.Unlock()
 }
 
@@ -358,16 +417,20 @@ func (o *Orchestrator) kill(ctx context.Context, id, reason string) error {
 		}
 		return err
 	}
-	if sb.State == store.StateKilled {
+	// "creating" is only seen here for an unclaimed warm-pool member (a
+	// create holds the lock until its sandbox runs): not the caller's.
+	if sb.State == store.StateKilled || sb.State == store.StateCreating {
 		return fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
 	ctx = context.WithoutCancel(ctx)
-	// Drop it from the routing table first so no new traffic reaches it.
+	// Record the end first, then drop the route: nobody may see the sandbox
+	// unreachable yet still listed as running. Resources that teardown fails
+	// to free are found as orphans on the next start.
+	o.finish(ctx, id, reason)
 	o.mu.Lock()
 	delete(o.live, id)
 	o.mu.Unlock()
 	o.teardown(ctx, id)
-	o.finish(ctx, id, reason)
 	return nil
 }
 

@@ -60,6 +60,9 @@ type Template struct {
 	CPUCount    int
 	MemoryMB    int
 	DiskSizeMB  int
+	// StartCmd is run by envd (through bash -l -c) when a sandbox is created
+	// from the template, e.g. the code interpreter; "" for none.
+	StartCmd    string
 	Public      bool
 	SpawnCount  int64
 	LastSpawnAt time.Time

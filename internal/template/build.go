@@ -17,10 +17,14 @@ import (
 // tmpPrefix names the directory a rootfs is built in, next to its final place.
 const tmpPrefix = "rootfs.tmp-"
 
-// build creates rec.RootfsDir: it fills a temporary directory beside it and
-// renames it into place only when everything succeeded, so a crash or error
-// never leaves something that looks like a finished template.
-func (m *Manager) build(ctx context.Context, rec *store.Template, progress io.Writer) (err error) {
+// fillFunc fills dir, an empty directory, with a template's rootfs,
+// reporting progress on rep.
+type fillFunc func(ctx context.Context, dir string, rep *reporter) error
+
+// build creates rec.RootfsDir with fill: it fills a temporary directory
+// beside it and renames it into place only when everything succeeded, so a
+// crash or error never leaves something that looks like a finished template.
+func (m *Manager) build(ctx context.Context, rec *store.Template, progress io.Writer, fill fillFunc) (err error) {
 	name := rec.Aliases[0]
 	final := rec.RootfsDir
 	start := time.Now()
@@ -60,31 +64,7 @@ func (m *Manager) build(ctx context.Context, rec *store.Template, progress io.Wr
 	}
 
 	m.log.Info("building template", "template", name, "id", rec.ID, "mirror", m.cfg.Mirror, "suite", m.cfg.Suite)
-	tr := newTracker(m.bootEstimate)
-	out := &lineWriter{fn: func(line string) {
-		m.log.Debug("build output", "template", name, "line", line)
-		if tr.Feed(line) {
-			rep.Update(tr.Phase(), tr.Percent())
-		}
-	}}
-	rep.Update(tr.Phase(), 0)
-	opts := populateOptions{
-		Target:   tmp,
-		Mirror:   m.cfg.Mirror,
-		Security: m.sources.Security,
-		Suite:    m.cfg.Suite,
-		CacheDir: m.cacheDir(),
-		Extra:    basePackages,
-	}
-	if err := m.populate(ctx, opts, out); err != nil {
-		out.Flush()
-		return fmt.Errorf("build template %s: %w (last output: %s)", name, err, out.Tail())
-	}
-	out.Flush()
-
-	tr.Finalize()
-	rep.Update(tr.Phase(), tr.Percent())
-	if err := configureRootfs(tmp, aptSources{Archive: m.cfg.Mirror, Security: m.sources.Security}, m.cfg.Suite); err != nil {
+	if err := fill(ctx, tmp, rep); err != nil {
 		return fmt.Errorf("build template %s: %w", name, err)
 	}
 	size, err := dirSize(tmp)
@@ -104,6 +84,42 @@ func (m *Manager) build(ctx context.Context, rec *store.Template, progress io.Wr
 		"duration", elapsed.String(), slog.String("rootfs", final))
 	rep.Done(fmt.Sprintf("built in %s, %d MB", elapsed, size>>20))
 	return nil
+}
+
+// fillBase is the fillFunc of the base template: debootstrap and apt-get,
+// then the sandbox configuration.
+func (m *Manager) fillBase(ctx context.Context, dir string, rep *reporter) error {
+	tr := newTracker(m.bootEstimate)
+	out := m.progressWriter(BaseAlias, tr, rep)
+	rep.Update(tr.Phase(), 0)
+	opts := populateOptions{
+		Target:   dir,
+		Mirror:   m.cfg.Mirror,
+		Security: m.sources.Security,
+		Suite:    m.cfg.Suite,
+		CacheDir: m.cacheDir(),
+		Extra:    basePackages,
+	}
+	if err := m.populate(ctx, opts, out); err != nil {
+		out.Flush()
+		return fmt.Errorf("%w (last output: %s)", err, out.Tail())
+	}
+	out.Flush()
+
+	tr.Finalize()
+	rep.Update(tr.Phase(), tr.Percent())
+	return configureRootfs(dir, aptSources{Archive: m.cfg.Mirror, Security: m.sources.Security}, m.cfg.Suite)
+}
+
+// progressWriter feeds a build tool's output lines to tr and shows the
+// progress on rep; the lines also go to the debug log.
+func (m *Manager) progressWriter(name string, tr *tracker, rep *reporter) *lineWriter {
+	return &lineWriter{fn: func(line string) {
+		m.log.Debug("build output", "template", name, "line", line)
+		if tr.Feed(line) {
+			rep.Update(tr.Phase(), tr.Percent())
+		}
+	}}
 }
 
 // removeStale deletes build directories left by a crashed build. The caller

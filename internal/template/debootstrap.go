@@ -34,6 +34,7 @@ const (
 	stageMarker     = "airlock-stage: "
 	stageAptUpdate  = "apt-update"
 	stageAptInstall = "apt-install"
+	stageNPM        = "npm"
 )
 
 // dpkgConfig makes dpkg skip fsync, which sandboxes (disposable, like

@@ -58,8 +58,8 @@ func TestBuildBaseReal(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Resolve(code-interpreter-v1): %v", err)
 	}
-	if ci.ID == base.ID || ci.RootfsDir != base.RootfsDir {
-		t.Errorf("code-interpreter-v1 = %s at %s, want its own ID on base's rootfs %s", ci.ID, ci.RootfsDir, base.RootfsDir)
+	if ci.ID == base.ID || ci.RootfsDir == base.RootfsDir || ci.StartCmd != InterpreterStartCmd {
+		t.Errorf("code-interpreter-v1 = %+v, want its own ID, rootfs and start command", ci)
 	}
 	root := base.RootfsDir
 	if want := filepath.Join(dataDir, "templates", base.ID, "rootfs-"+baseRecipe); root != want {
@@ -129,8 +129,29 @@ func TestBuildBaseReal(t *testing.T) {
 		}
 	}
 
+	// code-interpreter-v1: base plus the kernels' packages, without scipy.
+	for _, args := range [][]string{
+		{"/usr/bin/python3", "-c", "import ipykernel, numpy, pandas, matplotlib.pyplot, IPython; print('ok')"},
+		{"/usr/bin/Rscript", "-e", "library(IRkernel)"},
+		{"/usr/local/bin/tsc", "--version"},
+		{"/usr/bin/node", "-e", "require('typescript').transpileModule('let x: number = 1', {})"},
+	} {
+		cmd := exec.CommandContext(ctx, "chroot", append([]string{ci.RootfsDir}, args...)...)
+		cmd.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8", "HOME=/root", "NODE_PATH=/usr/local/lib/node_modules"}
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("code-interpreter-v1: chroot %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(ci.RootfsDir, "usr/lib/python3/dist-packages/scipy")); !os.IsNotExist(err) {
+		t.Errorf("scipy is in code-interpreter-v1 (err %v); python3-munkres should keep it out", err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "usr/bin/R")); !os.IsNotExist(err) {
+		t.Errorf("building code-interpreter-v1 changed base: usr/bin/R: %v", err)
+	}
+
 	// A second start finds everything ready and does no work.
 	m.populate = nil // would panic if a build started
+	m.install = nil
 	start = time.Now()
 	if err := m.EnsureDefaults(ctx, io.Discard); err != nil {
 		t.Fatalf("second EnsureDefaults: %v", err)

@@ -66,6 +66,7 @@ type Manager struct {
 	log      *slog.Logger
 	sources  aptSources
 	populate populateFunc // debootstrap + apt-get; replaced in tests
+	install  installFunc  // apt-get + npm into a copy of base; replaced in tests
 	// bootEstimate is the expected number of packages debootstrap fetches
 	// (bookworm minbase), for the progress bar before the real count is known.
 	bootEstimate int
@@ -91,6 +92,7 @@ func NewManager(cfg Config, st store.Store, log *slog.Logger) *Manager {
 		log:          log.With("component", "template"),
 		sources:      src,
 		populate:     populateDebootstrap,
+		install:      installLayer,
 		bootEstimate: 88,
 	}
 }
@@ -124,27 +126,57 @@ func (m *Manager) Resolve(ctx context.Context, ref string) (*store.Template, err
 }
 
 // EnsureDefaults makes sure the built-in templates exist: it builds "base"
-// if it is missing (minutes, with progress written to progress) and records
-// "code-interpreter-v1", for now the same rootfs under its own ID. When both
-// are already built and recorded it does no work.
+// if it is missing (minutes, with progress written to progress), then
+// "code-interpreter-v1" from a copy of base plus the interpreter's
+// packages. When both are already built and recorded it does no work.
+//
+// Only base is essential: when code-interpreter-v1 fails to build (say
+// npm is unreachable) the error is logged, its record says "error", the
+// server runs without it, and the next start tries again. ctx being
+// cancelled is still an error.
 func (m *Manager) EnsureDefaults(ctx context.Context, progress io.Writer) error {
-	base, err := m.ensureBase(ctx, progress)
+	base, err := m.ensure(ctx, builtin{alias: BaseAlias, recipe: baseRecipe, fill: m.fillBase}, progress)
 	if err != nil {
 		return err
 	}
-	return m.ensureAliasOf(ctx, CodeInterpreterAlias, base)
+	err = m.ensureCodeInterpreter(ctx, base, progress)
+	if err != nil && ctx.Err() == nil {
+		m.log.Error("code-interpreter-v1 is unavailable until a later start builds it", "err", err)
+		return nil
+	}
+	return err
 }
 
-// ensureBase returns the ready record of the base template, building it if needed.
-func (m *Manager) ensureBase(ctx context.Context, progress io.Writer) (*store.Template, error) {
-	id := stableID(BaseAlias)
-	if t, err := m.st.GetTemplate(ctx, BaseAlias); err == nil {
+func (m *Manager) ensureCodeInterpreter(ctx context.Context, base *store.Template, progress io.Writer) error {
+	_, err := m.ensure(ctx, builtin{
+		alias:    CodeInterpreterAlias,
+		recipe:   baseRecipe + "." + ciRecipe,
+		startCmd: InterpreterStartCmd,
+		fill: func(ctx context.Context, dir string, rep *reporter) error {
+			return m.fillCodeInterpreter(ctx, base.RootfsDir, dir, rep)
+		},
+	}, progress)
+	return err
+}
+
+// builtin is a template Airlock builds itself.
+type builtin struct {
+	alias    string
+	recipe   string // goes into the rootfs path; see baseRecipe
+	startCmd string
+	fill     fillFunc
+}
+
+// ensure returns the ready record of a built-in template, building it if needed.
+func (m *Manager) ensure(ctx context.Context, b builtin, progress io.Writer) (*store.Template, error) {
+	id := stableID(b.alias)
+	if t, err := m.st.GetTemplate(ctx, b.alias); err == nil {
 		id = t.ID
-		if t.BuildStatus == StatusReady && t.RootfsDir == m.rootfsDir(id, baseRecipe) && isBuilt(t.RootfsDir) {
+		if t.BuildStatus == StatusReady && t.RootfsDir == m.rootfsDir(id, b.recipe) && t.StartCmd == b.startCmd && isBuilt(t.RootfsDir) {
 			return t, nil // fast path
 		}
 	} else if !errors.Is(err, store.ErrNotFound) {
-		return nil, fmt.Errorf("get template %q: %w", BaseAlias, err)
+		return nil, fmt.Errorf("get template %q: %w", b.alias, err)
 	}
 
 	if err := os.MkdirAll(m.templatesDir(), 0o755); err != nil {
@@ -162,27 +194,28 @@ func (m *Manager) ensureBase(ctx context.Context, progress io.Writer) (*store.Te
 
 	rec := &store.Template{
 		ID:         id,
-		Aliases:    []string{BaseAlias},
-		RootfsDir:  m.rootfsDir(id, baseRecipe),
+		Aliases:    []string{b.alias},
+		RootfsDir:  m.rootfsDir(id, b.recipe),
 		CPUCount:   DefaultCPUCount,
 		MemoryMB:   DefaultMemoryMB,
 		DiskSizeMB: DefaultDiskSizeMB,
+		StartCmd:   b.startCmd,
 		Public:     true,
 		CreatedAt:  time.Now().UTC(),
 	}
 	if isBuilt(rec.RootfsDir) {
 		// Built and renamed into place, but the store never heard (crash or a new database).
-		m.log.Info("found built template, recording it", "template", BaseAlias, "id", id)
+		m.log.Info("found built template, recording it", "template", b.alias, "id", id)
 		return rec, m.put(ctx, rec, StatusReady)
 	}
 	defer m.pruneOldRootfs(filepath.Dir(rec.RootfsDir), rec.RootfsDir)
 	if err := m.put(ctx, rec, StatusBuilding); err != nil {
 		return nil, err
 	}
-	if err := m.build(ctx, rec, progress); err != nil {
+	if err := m.build(ctx, rec, progress, b.fill); err != nil {
 		// Recording the failure is best effort: the build error matters more.
 		if perr := m.put(context.WithoutCancel(ctx), rec, StatusError); perr != nil {
-			m.log.Error("record failed build", "template", BaseAlias, "err", perr)
+			m.log.Error("record failed build", "template", b.alias, "err", perr)
 		}
 		return nil, err
 	}
@@ -210,26 +243,6 @@ func (m *Manager) pruneOldRootfs(dir, keep string) {
 			m.log.Warn("remove old template rootfs", "dir", p, "err", err)
 		}
 	}
-}
-
-// ensureAliasOf records alias as its own template sharing target's rootfs.
-func (m *Manager) ensureAliasOf(ctx context.Context, alias string, target *store.Template) error {
-	t, err := m.st.GetTemplate(ctx, alias)
-	switch {
-	case err == nil:
-		if t.BuildStatus == StatusReady && t.RootfsDir == target.RootfsDir {
-			return nil
-		}
-	case errors.Is(err, store.ErrNotFound):
-		t = &store.Template{ID: stableID(alias), Aliases: []string{alias}, CreatedAt: time.Now().UTC()}
-	default:
-		return fmt.Errorf("get template %q: %w", alias, err)
-	}
-	t.RootfsDir = target.RootfsDir
-	t.CPUCount, t.MemoryMB, t.DiskSizeMB = target.CPUCount, target.MemoryMB, target.DiskSizeMB
-	t.EnvdVersion = target.EnvdVersion
-	t.Public = true
-	return m.put(ctx, t, StatusReady)
 }
 
 func (m *Manager) put(ctx context.Context, t *store.Template, status string) error {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -23,6 +24,40 @@ var errFakeBuild = errors.New("fake build failed")
 type fakePopulate struct {
 	calls     int
 	failAfter bool
+
+	installs    []layerOptions
+	failInstall bool
+}
+
+// install is the fake installFunc: it checks that it got a copy of base,
+// adds a few files and writes apt and npm output.
+func (f *fakePopulate) install(ctx context.Context, o layerOptions, out io.Writer) error {
+	f.installs = append(f.installs, o)
+	if _, err := os.Stat(filepath.Join(o.Target, "etc/os-release")); err != nil {
+		return fmt.Errorf("install target is not a copy of base: %w", err)
+	}
+	files := map[string]string{
+		"usr/bin/R":                "#!/bin/sh\n",
+		"etc/matplotlibrc":         "#backend: Agg\nbackend: TkAgg\nfont.family: sans-serif\n",
+		"root/.npm/_cacache/index": "x",
+		"var/cache/apt/archives/r-base-core_4.2_amd64.deb": "deb",
+	}
+	for rel, content := range files {
+		if err := writeFile(o.Target, rel, 0o644, content); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintln(out, "airlock-stage: apt-update")
+	fmt.Fprintln(out, "0 upgraded, 2 newly installed, 0 to remove and 0 not upgraded.")
+	fmt.Fprintln(out, "Unpacking r-base-core (4.2.2.20221110-2) ...")
+	fmt.Fprintln(out, "Setting up r-base-core (4.2.2.20221110-2) ...")
+	if f.failInstall {
+		fmt.Fprintln(out, "E: Unable to locate package r-cran-irkernel")
+		return errFakeBuild
+	}
+	fmt.Fprintln(out, "airlock-stage: npm")
+	fmt.Fprintln(out, "npm http fetch GET 200 https://registry.npmjs.org/typescript 80ms")
+	return ctx.Err()
 }
 
 func (f *fakePopulate) run(ctx context.Context, o populateOptions, out io.Writer) error {
@@ -75,6 +110,7 @@ func newTestManager(t *testing.T, st store.Store, f *fakePopulate) (*Manager, st
 	m := NewManager(Config{DataDir: dataDir, Mirror: "http://mirror.test/debian/"}, st,
 		slog.New(slog.NewTextHandler(testLogWriter{t}, nil)))
 	m.populate = f.run
+	m.install = f.install
 	return m, dataDir
 }
 
@@ -109,8 +145,39 @@ func TestEnsureDefaultsBuildsAndRecords(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Resolve(code-interpreter-v1): %v", err)
 	}
-	if ci.ID == base.ID || ci.RootfsDir != base.RootfsDir || ci.BuildStatus != StatusReady {
-		t.Errorf("code-interpreter-v1 = %+v, want own ID sharing %s", ci, base.RootfsDir)
+	if ci.ID == base.ID || ci.BuildStatus != StatusReady || ci.StartCmd != InterpreterStartCmd || base.StartCmd != "" {
+		t.Errorf("code-interpreter-v1 = %+v (base start cmd %q)", ci, base.StartCmd)
+	}
+	if want := filepath.Join(dataDir, "templates", ci.ID, "rootfs-"+baseRecipe+"."+ciRecipe); ci.RootfsDir != want {
+		t.Errorf("code-interpreter-v1 RootfsDir = %s, want %s", ci.RootfsDir, want)
+	}
+	if len(f.installs) != 1 || !slices.Equal(f.installs[0].Packages, ciPackages) ||
+		!slices.Equal(f.installs[0].NPM, []string{"typescript@" + typescriptVersion}) {
+		t.Errorf("installs = %+v", f.installs)
+	}
+	// code-interpreter-v1 is base's tree plus its own files; base is untouched.
+	ciChecks := map[string]string{
+		"etc/passwd":                        "user:x:1000:1000::/home/user:/bin/bash\n",
+		"etc/hostname":                      "sandbox\n",
+		"usr/bin/R":                         "#!/bin/sh",
+		"etc/matplotlibrc":                  "#backend: Agg\nfont.family: sans-serif\nbackend: Agg",
+		"etc/profile.d/code-interpreter.sh": "export NODE_PATH=/usr/local/lib/node_modules\n",
+	}
+	for rel, want := range ciChecks {
+		if got := readFile(t, ci.RootfsDir, rel); !strings.Contains(got, want) {
+			t.Errorf("code-interpreter-v1 %s = %q, want it to contain %q", rel, got, want)
+		}
+	}
+	if got := readFile(t, ci.RootfsDir, "etc/matplotlibrc"); strings.Contains(got, "TkAgg") {
+		t.Errorf("matplotlibrc still selects TkAgg:\n%s", got)
+	}
+	for _, gone := range []string{"root/.npm", "var/cache/apt/archives/r-base-core_4.2_amd64.deb"} {
+		if _, err := os.Lstat(filepath.Join(ci.RootfsDir, gone)); !os.IsNotExist(err) {
+			t.Errorf("code-interpreter-v1 %s should be removed (err %v)", gone, err)
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(base.RootfsDir, "usr/bin/R")); !os.IsNotExist(err) {
+		t.Errorf("building code-interpreter-v1 changed base (usr/bin/R: %v)", err)
 	}
 
 	root := base.RootfsDir
@@ -169,8 +236,84 @@ func TestEnsureDefaultsBuildsAndRecords(t *testing.T) {
 	if d := time.Since(start); d > 50*time.Millisecond {
 		t.Errorf("second EnsureDefaults took %s, want < 50ms", d)
 	}
+	if f.calls != 1 || len(f.installs) != 1 {
+		t.Errorf("second EnsureDefaults rebuilt (populate calls = %d, installs = %d)", f.calls, len(f.installs))
+	}
+}
+
+// A failed code-interpreter build leaves base ready, the server startable,
+// no half-built tree and an error record; the next start builds only
+// code-interpreter-v1.
+func TestCodeInterpreterFailedBuild(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t)
+	f := &fakePopulate{failInstall: true}
+	m, dataDir := newTestManager(t, st, f)
+
+	var progress syncBuffer
+	if err := m.EnsureDefaults(ctx, &progress); err != nil {
+		t.Fatalf("EnsureDefaults err = %v; a failed code-interpreter-v1 must not stop the server", err)
+	}
+	if !strings.Contains(progress.String(), "template code-interpreter-v1: build failed") ||
+		!strings.Contains(progress.String(), "Unable to locate package r-cran-irkernel") {
+		t.Errorf("progress does not report the failure:\n%s", progress.String())
+	}
+	if _, err := m.Resolve(ctx, BaseAlias); err != nil {
+		t.Errorf("base after a failed code-interpreter build: %v", err)
+	}
+	if _, err := m.Resolve(ctx, CodeInterpreterAlias); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Resolve(code-interpreter-v1) err = %v, want ErrNotFound", err)
+	}
+	if rec, err := st.GetTemplate(ctx, CodeInterpreterAlias); err != nil || rec.BuildStatus != StatusError {
+		t.Errorf("code-interpreter-v1 record = %+v, %v; want status error", rec, err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dataDir, "templates", stableID(CodeInterpreterAlias), "*")); len(left) != 0 {
+		t.Errorf("failed build left %v", left)
+	}
+
+	f.failInstall = false
+	if err := m.EnsureDefaults(ctx, io.Discard); err != nil {
+		t.Fatalf("retry: %v", err)
+	}
+	if f.calls != 1 || len(f.installs) != 2 {
+		t.Errorf("retry: populate calls = %d, installs = %d; want 1, 2", f.calls, len(f.installs))
+	}
+	if ci, err := m.Resolve(ctx, CodeInterpreterAlias); err != nil || ci.StartCmd != InterpreterStartCmd {
+		t.Errorf("Resolve after retry = %+v, %v", ci, err)
+	}
+}
+
+// A data dir from before code-interpreter-v1 had its own rootfs (an alias
+// record sharing base's tree, no start command) gets it built.
+func TestCodeInterpreterReplacesAlias(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t)
+	f := &fakePopulate{}
+	m, _ := newTestManager(t, st, f)
+	if err := m.EnsureDefaults(ctx, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	base, err := m.Resolve(ctx, BaseAlias)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := &store.Template{ID: stableID(CodeInterpreterAlias), Aliases: []string{CodeInterpreterAlias},
+		RootfsDir: base.RootfsDir, BuildStatus: StatusReady}
+	if err := st.PutTemplate(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.EnsureDefaults(ctx, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	ci, err := m.Resolve(ctx, CodeInterpreterAlias)
+	if err != nil || ci.RootfsDir == base.RootfsDir || ci.StartCmd != InterpreterStartCmd {
+		t.Errorf("code-interpreter-v1 = %+v, %v; want its own rootfs and start command", ci, err)
+	}
 	if f.calls != 1 {
-		t.Errorf("second EnsureDefaults rebuilt (populate calls = %d)", f.calls)
+		t.Errorf("base rebuilt: populate calls = %d", f.calls)
+	}
+	if _, err := os.Stat(filepath.Join(base.RootfsDir, "etc/os-release")); err != nil {
+		t.Errorf("base rootfs gone: %v", err)
 	}
 }
 

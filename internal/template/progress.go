@@ -27,18 +27,38 @@ var buildPhases = []phase{
 	{"packages: index", 55, 57},
 	{"packages: download", 57, 65},
 	{"packages: install", 65, 97},
+	{"npm", 97, 97}, // base installs no npm packages
 	{"finalize", 97, 100},
 }
 
+// layerPhases are the phases of a template built on top of base's tree
+// (code-interpreter-v1): no bootstrap, so its first slot is the copy of
+// base and the other bootstrap slots are empty. Ranges are measured time
+// shares of a build with an empty package cache.
+var layerPhases = []phase{
+	{"copy base", 0, 10},
+	{"", 10, 10},
+	{"", 10, 10},
+	{"", 10, 10},
+	{"packages: index", 10, 12},
+	{"packages: download", 12, 35},
+	{"packages: install", 35, 85},
+	{"npm", 85, 95},
+	{"finalize", 95, 100},
+}
+
 const (
-	phBootDownload = iota
+	phBootDownload = iota // phCopy in layerPhases
 	phBootExtract
 	phBootUnpack
 	phBootConfigure
 	phAptIndex
 	phAptDownload
 	phAptInstall
+	phNpm
 	phFinalize
+
+	phCopy = phBootDownload
 )
 
 // tracker turns the output lines of debootstrap and apt-get into a phase and
@@ -46,6 +66,7 @@ const (
 // but only after resolving), so counts start from an estimate and are
 // corrected as soon as the real number is known.
 type tracker struct {
+	phases  []phase
 	phase   int
 	count   int // items done in the current phase
 	total   int // items expected in the current phase
@@ -61,7 +82,22 @@ func newTracker(bootEstimate int) *tracker {
 	if bootEstimate <= 0 {
 		bootEstimate = 1
 	}
-	return &tracker{bootEstimate: bootEstimate, total: bootEstimate, seen: map[string]bool{}}
+	return &tracker{phases: buildPhases, bootEstimate: bootEstimate, total: bootEstimate, seen: map[string]bool{}}
+}
+
+// newLayerTracker tracks a build on top of base: the copy, then apt-get
+// and npm.
+func newLayerTracker() *tracker {
+	return &tracker{phases: layerPhases, total: 100, seen: map[string]bool{}}
+}
+
+// Copied records the progress of the copy of base, frac in [0, 1].
+func (t *tracker) Copied(frac float64) bool {
+	old := t.percent
+	t.enter(phCopy, 1000)
+	t.count = int(min(max(frac, 0), 1) * 1000)
+	t.recompute()
+	return t.percent != old
 }
 
 // enter switches to phase p (only forwards) with the given expected total.
@@ -93,8 +129,16 @@ func (t *tracker) Feed(line string) bool {
 	case strings.HasPrefix(line, "I: "):
 		t.feedDebootstrap(strings.TrimPrefix(line, "I: "))
 	case strings.HasPrefix(line, stageMarker):
-		if strings.TrimPrefix(line, stageMarker) == stageAptUpdate {
+		switch strings.TrimPrefix(line, stageMarker) {
+		case stageAptUpdate:
 			t.enter(phAptIndex, 6) // InRelease and Packages of three suites
+		case stageNPM:
+			t.enter(phNpm, npmFetchEstimate)
+		}
+	case t.phase == phNpm:
+		// npm --loglevel=http logs one "fetch GET 200 <url>" line per request.
+		if strings.Contains(line, "fetch GET") {
+			t.count++
 		}
 	default:
 		t.feedApt(line)
@@ -157,14 +201,14 @@ func (t *tracker) feedApt(line string) {
 }
 
 func (t *tracker) recompute() {
-	ph := buildPhases[t.phase]
+	ph := t.phases[t.phase]
 	frac := min(float64(t.count)/float64(max(t.total, 1)), 1)
 	pct := ph.start + int(frac*float64(ph.end-ph.start))
 	t.percent = max(t.percent, pct)
 }
 
 // Phase is the name of the current phase.
-func (t *tracker) Phase() string { return buildPhases[t.phase].name }
+func (t *tracker) Phase() string { return t.phases[t.phase].name }
 
 // Percent is the overall progress, 0–100.
 func (t *tracker) Percent() int { return t.percent }

@@ -30,6 +30,7 @@ func newTemplate(id string, aliases ...string) *store.Template {
 		CPUCount:    2,
 		MemoryMB:    512,
 		DiskSizeMB:  4096,
+		StartCmd:    "/.airlock/envd interpreter --addr ':49999'",
 		Public:      true,
 		SpawnCount:  7,
 		LastSpawnAt: at(-time.Minute),
@@ -85,6 +86,7 @@ func testTemplateReplace(t *testing.T, s store.Store) {
 	mustPutTemplate(t, s, newTemplate("tmpl-base", "base", "old"))
 	repl := newTemplate("tmpl-base", "base", "new")
 	repl.BuildStatus, repl.RootfsDir, repl.Public, repl.SpawnCount = "error", "/other", false, 0
+	repl.StartCmd = "" // clearing the start command must stick
 	repl.LastSpawnAt = time.Time{}
 	mustPutTemplate(t, s, repl)
 

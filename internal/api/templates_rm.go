@@ -1,0 +1,45 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/airlock-sandbox/airlock/internal/store"
+)
+
+// deleteTemplate removes a template by ID or alias. It refuses while live
+// sandboxes use it, since their rootfs is built from the template's.
+func (s *Server) deleteTemplate(w http.ResponseWriter, r *http.Request) {
+	ref := r.PathValue("id")
+	t, err := s.cfg.Store.GetTemplate(r.Context(), ref)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			writeError(w, http.StatusNotFound, "template "+ref+" not found")
+			return
+		}
+		s.fail(w, r, err)
+		return
+	}
+	live, _, err := s.cfg.Store.ListSandboxes(r.Context(), store.SandboxFilter{
+		States:     []store.SandboxState{store.StateCreating, store.StateRunning, store.StatePausing, store.StatePaused},
+		TemplateID: t.ID,
+		Limit:      1,
+	})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if len(live) > 0 {
+		writeError(w, http.StatusConflict, "template "+ref+" is in use by sandbox "+live[0].ID+"; kill its sandboxes first")
+		return
+	}
+	if err := s.cfg.Store.DeleteTemplate(r.Context(), t.ID); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			writeError(w, http.StatusNotFound, "template "+ref+" not found")
+			return
+		}
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}

@@ -1,0 +1,110 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseTiming(t *testing.T) {
+	tests := []struct {
+		in   string
+		want map[string]time.Duration
+	}{
+		{"", nil},
+		{"netns=4.5ms, runtime=89ms", map[string]time.Duration{"netns": 4500 * time.Microsecond, "runtime": 89 * time.Millisecond}},
+		{"bad, x=notaduration, pool_claim=12µs", map[string]time.Duration{"pool_claim": 12 * time.Microsecond}},
+	}
+	for _, tc := range tests {
+		got := ParseTiming(tc.in)
+		if len(got) != len(tc.want) {
+			t.Errorf("ParseTiming(%q) = %v, want %v", tc.in, got, tc.want)
+			continue
+		}
+		for k, v := range tc.want {
+			if got[k] != v {
+				t.Errorf("ParseTiming(%q)[%s] = %v, want %v", tc.in, k, got[k], v)
+			}
+		}
+	}
+}
+
+func TestReportOutputs(t *testing.T) {
+	ms := time.Millisecond
+	rep := &Report{Machine: Machine{CPU: "test cpu", Cores: 2, MemoryMB: 1024, Kernel: "6.0"}, Runtimes: []RuntimeReport{{
+		Runtime: "runc",
+		Results: []Result{{
+			Scenario:  ScenarioCreate,
+			Latency:   Summarize([]time.Duration{80 * ms, 90 * ms}),
+			Baselines: []Baseline{{Name: "bare runc run", Latency: Summarize([]time.Duration{40 * ms}), Ratio: 2}},
+			Phases:    map[string]Summary{"runtime": Summarize([]time.Duration{60 * ms}), "netns": Summarize([]time.Duration{4 * ms})},
+		}},
+		Idle: &IdleResult{Created: 5, StopReason: "reached --idle-max 5", PSSPerBoxKB: 2048},
+	}}}
+	var table bytes.Buffer
+	if err := rep.WriteTable(&table); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{ScenarioCreate, "80.0ms", "2.0× bare runc run (40.0ms)", "netns=4.00ms runtime=60.0ms", "idle: 5 sandboxes", "PSS 2.0 MiB"} {
+		if !strings.Contains(table.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, table.String())
+		}
+	}
+	var js bytes.Buffer
+	if err := rep.WriteJSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	var back Report
+	if err := json.Unmarshal(js.Bytes(), &back); err != nil {
+		t.Fatal(err)
+	}
+	if got := back.Runtimes[0].Results[0]; got.Latency.P50 != 80*ms || got.Baselines[0].Ratio != 2 {
+		t.Errorf("JSON round trip = %+v", got)
+	}
+}
+
+func TestLoopbackBaselines(t *testing.T) {
+	lb, err := newLoopback()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lb.close()
+	ctx := context.Background()
+	if err := lb.roundTrip(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := lb.transfer(ctx, bytes.Repeat([]byte("x"), 1<<20)); err != nil {
+		t.Fatal(err)
+	}
+	if err := diskCopy(t.TempDir(), []byte("data")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The floors the envd round-trip is compared with, as Go benchmarks.
+
+func BenchmarkLoopbackHTTPRoundTrip(b *testing.B) {
+	lb, err := newLoopback()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer lb.close()
+	ctx := context.Background()
+	for b.Loop() {
+		if err := lb.roundTrip(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkHostShellTrue(b *testing.B) {
+	ctx := context.Background()
+	for b.Loop() {
+		if err := hostShell(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

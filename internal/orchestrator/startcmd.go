@@ -1,0 +1,133 @@
+package orchestrator
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"connectrpc.com/connect"
+
+	"github.com/airlock-sandbox/airlock/internal/store"
+	rpc "github.com/airlock-sandbox/airlock/proto/process"
+	"github.com/airlock-sandbox/airlock/proto/process/processconnect"
+)
+
+// StartCmdTag tags the template's start command in envd's process list.
+const StartCmdTag = "start-cmd"
+
+// InterpreterPort is where code-interpreter-v1's start command serves.
+const InterpreterPort = 49999
+
+// startCmdTimeout bounds waiting for envd to report the start command spawned.
+const startCmdTimeout = 10 * time.Second
+
+// startCmd starts cmd in the sandbox through envd's process service, as
+// E2B's startCmd: `bash -l -c cmd` as user, so it gets the login
+// environment and the sandbox's env vars. It returns once envd reports the
+// process started; the process keeps running after the stream is closed
+// because the request carries no deadline (envd would kill it at one).
+func (c *envdClient) startCmd(ctx context.Context, ip netip.Addr, token, user, cmd string) (pid uint32, err error) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel() // closes the stream; the process lives on
+	timer := time.AfterFunc(startCmdTimeout, cancel)
+	defer timer.Stop()
+
+	client := processconnect.NewProcessClient(c.http, c.url(ip, ""), connect.WithProtoJSON())
+	tag, stdin := StartCmdTag, false
+	req := connect.NewRequest(&rpc.StartRequest{
+		Process: &rpc.ProcessConfig{Cmd: "/bin/bash", Args: []string{"-l", "-c", cmd}, Envs: map[string]string{}},
+		Tag:     &tag,
+		Stdin:   &stdin,
+	})
+	if token != "" {
+		req.Header().Set("X-Access-Token", token)
+	}
+	req.Header().Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(user+":")))
+	stream, err := client.Start(ctx, req)
+	if err != nil {
+		return 0, err
+	}
+	defer stream.Close()
+	for stream.Receive() {
+		if st := stream.Msg().GetEvent().GetStart(); st != nil {
+			return st.GetPid(), nil
+		}
+	}
+	if err := stream.Err(); err != nil {
+		return 0, err
+	}
+	return 0, errors.New("envd closed the stream before the process started")
+}
+
+// waitPort polls http://ip:port/health until it answers 2xx, the way E2B's
+// code-interpreter template waits for its server before a sandbox is handed
+// out: the SDK sends /execute right after create.
+func (c *envdClient) waitPort(ctx context.Context, ip netip.Addr, port int, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	url := "http://" + net.JoinHostPort(ip.String(), strconv.Itoa(port)) + "/health"
+	delay := 5 * time.Millisecond
+	var lastErr error
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := c.http.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode/100 == 2 {
+				return nil
+			}
+			lastErr = fmt.Errorf("health status %d", resp.StatusCode)
+		} else {
+			lastErr = err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (last error: %v)", ctx.Err(), lastErr)
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 50*time.Millisecond)
+	}
+}
+
+// defaultStartCmdPorts: Airlock's own code interpreter, started from the
+// bind-mounted binary, serves the E2B code-interpreter port.
+func defaultStartCmdPorts() map[string]int {
+	return map[string]int{envdMountPath + " interpreter": InterpreterPort}
+}
+
+// runStartCmd starts the template's start command and, if it is one known
+// to serve a port (Config.StartCmdPorts), waits for that to answer. A
+// server that never comes up leaves a sandbox whose commands and files
+// still work, so that is logged, not fatal; a failed spawn is. An empty
+// cmd does nothing.
+func (o *Orchestrator) runStartCmd(ctx context.Context, sb *store.Sandbox, ip netip.Addr, cmd string) error {
+	if cmd == "" {
+		return nil
+	}
+	pid, err := o.envd.startCmd(ctx, ip, sb.AccessToken, o.cfg.DefaultUser, cmd)
+	if err != nil {
+		return fmt.Errorf("start command %q: %w", cmd, err)
+	}
+	o.log.Debug("start command running", "sandbox", sb.ID, "pid", pid)
+	port, ok := o.cfg.StartCmdPorts[cmd]
+	if !ok || port <= 0 {
+		return nil
+	}
+	start := time.Now()
+	if err := o.envd.waitPort(ctx, ip, port, o.cfg.ReadyTimeout); err != nil {
+		o.log.Warn("start command did not answer", "sandbox", sb.ID, "port", port, "err", err)
+		o.event(ctx, sb.ID, "warn", fmt.Sprintf("start command did not answer on port %d: %v", port, err))
+		return nil
+	}
+	o.log.Debug("start command answering", "sandbox", sb.ID, "port", port, "after", time.Since(start))
+	return nil
+}
