@@ -57,7 +57,7 @@ echo "==> code-interpreter compatibility suite (runc)"
 test/compat-ci/run.sh
 
 echo "==> CLI tests (the real binary against the same server)"
-go test -count=1 -timeout 10m ./test/cli/
+AIRLOCK_TEST_DATA_DIR=$DATA_DIR go test -count=1 -timeout 10m ./test/cli/
 stop_server
 
 echo "==> e2b compatibility suite (runsc)"

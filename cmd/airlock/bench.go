@@ -29,6 +29,10 @@ type benchOptions struct {
 	interval    time.Duration
 	quick       bool
 	json        bool
+	noCode      bool
+	codeTpl     string
+	codeN       int
+	codeColdN   int
 }
 
 func newBenchCmd() *cobra.Command {
@@ -41,7 +45,11 @@ starts its own airlock serve (one per runtime, on --addr/--data-dir/--bridge/
 --subnet, which must not collide with another server on this host). Every
 scenario runs after a warm-up and is compared with a baseline measured in the
 same run: bare runc/runsc run and unshare+chroot of the same template rootfs,
-sh -c on the host, a loopback HTTP round-trip or transfer, a local disk copy.`,
+sh -c on the host, a loopback HTTP round-trip or transfer, a local disk copy.
+The code interpreter scenarios (runCode('1+1') round-trip, create→first
+runCode) compare with an ipykernel on the host, warm and cold started; they
+are skipped with --no-code or when the server's code-interpreter-v1 is not
+ready.`,
 		Example: `  airlock bench --quick
   airlock bench --runtime runc --pool-size 4 --json > bench.json
   airlock bench --url http://127.0.0.1:3000 --api-key $E2B_API_KEY --runtime runc --data-dir /var/lib/airlock`,
@@ -68,6 +76,10 @@ sh -c on the host, a loopback HTTP round-trip or transfer, a local disk copy.`,
 	f.IntVar(&o.concTotal, "concurrency-total", 0, "sandboxes per concurrency level (default 2× the level)")
 	f.IntVar(&o.idleMax, "idle-max", -1, "idle sandboxes to try for the density scenario; 0 skips it (default 1000, --quick 20)")
 	f.DurationVar(&o.interval, "interval", -1, "pause before each serial create (default 0; 500ms with --pool-size, so the pool refills)")
+	f.BoolVar(&o.noCode, "no-code", false, "skip the code interpreter scenarios")
+	f.StringVar(&o.codeTpl, "code-template", "code-interpreter-v1", "template of the code interpreter scenarios (skipped when not ready)")
+	f.IntVar(&o.codeN, "code-n", 0, "runCode round-trips (default 200, --quick 50)")
+	f.IntVar(&o.codeColdN, "code-cold-n", 0, "create→first runCode iterations, and host kernel cold starts (default 20, --quick 5)")
 	f.BoolVar(&o.quick, "quick", false, "small sizes for CI (a few minutes)")
 	f.BoolVar(&o.json, "json", false, "print JSON instead of tables")
 	return cmd
@@ -78,20 +90,24 @@ func runBench(cmd *cobra.Command, o benchOptions) error {
 		return errors.New("airlock bench must run as root (baselines run runc and unshare; it may start airlock serve)")
 	}
 	opts := bench.Options{
-		URL:         o.url,
-		APIKey:      o.apiKey,
-		Runtimes:    o.runtimes,
-		DataDir:     o.dataDir,
-		Rootfs:      o.rootfs,
-		Template:    o.template,
-		N:           o.n,
-		Warmup:      o.warmup,
-		ExecN:       o.execN,
-		Concurrency: o.concurrency,
-		ConcTotal:   o.concTotal,
-		IdleMax:     o.idleMax,
-		Interval:    o.interval,
-		Progress:    cmd.ErrOrStderr(),
+		URL:          o.url,
+		APIKey:       o.apiKey,
+		Runtimes:     o.runtimes,
+		DataDir:      o.dataDir,
+		Rootfs:       o.rootfs,
+		Template:     o.template,
+		N:            o.n,
+		Warmup:       o.warmup,
+		ExecN:        o.execN,
+		Concurrency:  o.concurrency,
+		ConcTotal:    o.concTotal,
+		IdleMax:      o.idleMax,
+		Interval:     o.interval,
+		NoCode:       o.noCode,
+		CodeTemplate: o.codeTpl,
+		CodeN:        o.codeN,
+		CodeColdN:    o.codeColdN,
+		Progress:     cmd.ErrOrStderr(),
 		Server: bench.ServerConfig{
 			Addr: o.addr, DataDir: o.dataDir, Bridge: o.bridge, Subnet: o.subnet, PoolSize: o.poolSize,
 		},

@@ -201,7 +201,8 @@ func TestCLIUsageErrors(t *testing.T) {
 		{"bad state", []string{"sandbox", "list", "--state", "dead"}, exitUsage},
 		{"cp both local", []string{"sandbox", "cp", "./a", "./b"}, exitUsage},
 		{"cp both remote", []string{"sandbox", "cp", "x:/a", "y:/b"}, exitUsage},
-		{"template build", []string{"template", "build"}, exitGeneric},
+		{"template build without name", []string{"template", "build"}, exitUsage},
+		{"template build without from", []string{"template", "build", "x"}, exitUsage},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -211,9 +212,9 @@ func TestCLIUsageErrors(t *testing.T) {
 			}
 		})
 	}
-	_, errOut, _ := runCLI(t, "template", "build")
-	if !strings.Contains(errOut, "not supported") || !strings.Contains(errOut, "base") {
-		t.Errorf("template build message %q should say it is unsupported and name the built-ins", errOut)
+	_, errOut, _ := runCLI(t, "template", "build", "x")
+	if !strings.Contains(errOut, "--from") {
+		t.Errorf("template build message %q should ask for --from", errOut)
 	}
 }
 

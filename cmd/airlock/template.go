@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"net/url"
 	"sort"
@@ -12,18 +11,13 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// errTemplateBuildUnsupported is returned by `template build`: the server
-// cannot build templates from a user spec yet.
-var errTemplateBuildUnsupported = errors.New("building templates from a spec is not supported by this server yet; " +
-	"use the built-in templates (base, code-interpreter-v1): see `airlock template list`")
-
 func newTemplateCmd() *cobra.Command {
 	f := &clientFlags{}
 	cmd := groupCmd("template", "List and manage sandbox templates")
 	cmd.Aliases = []string{"templates", "tpl"}
-	cmd.Example = "  airlock template list\n  airlock template rm my-template"
+	cmd.Example = "  airlock template list\n  airlock template build my-py --from base --run 'pip install --break-system-packages requests'\n  airlock template rm my-template"
 	f.register(cmd)
-	cmd.AddCommand(newTemplateListCmd(f), newTemplateBuildCmd(), newTemplateRmCmd(f))
+	cmd.AddCommand(newTemplateListCmd(f), newTemplateBuildCmd(f), newTemplateRmCmd(f))
 	wrapExitCodes(cmd)
 	return cmd
 }
@@ -61,16 +55,6 @@ func templateTable(ts []templateInfo, now time.Time) *table {
 			strconv.FormatInt(tp.SpawnCount, 10), formatAge(now.Sub(tp.CreatedAt)))
 	}
 	return t
-}
-
-func newTemplateBuildCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "build",
-		Short: "Build a template from a spec (not supported yet)",
-		Long: "Building custom templates is not supported by the Airlock server yet.\n" +
-			"The built-in templates (base, code-interpreter-v1) are built by `airlock serve`.",
-		RunE: func(*cobra.Command, []string) error { return errTemplateBuildUnsupported },
-	}
 }
 
 func newTemplateRmCmd(f *clientFlags) *cobra.Command {

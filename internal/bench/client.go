@@ -63,8 +63,9 @@ type Sandbox struct {
 
 // Template is the subset of GET /templates the benchmark needs.
 type Template struct {
-	ID      string   `json:"templateID"`
-	Aliases []string `json:"aliases"`
+	ID          string   `json:"templateID"`
+	Aliases     []string `json:"aliases"`
+	BuildStatus string   `json:"buildStatus"`
 }
 
 // errStatus reports an unexpected HTTP status.

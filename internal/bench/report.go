@@ -36,6 +36,7 @@ type RuntimeReport struct {
 	Results  []Result    `json:"results"`
 	Idle     *IdleResult `json:"idle,omitempty"`
 	Errors   []string    `json:"errors,omitempty"`
+	Notes    []string    `json:"notes,omitempty"` // scenarios skipped and why
 }
 
 // Result is one scenario's latency distribution and its baselines.
@@ -106,6 +107,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 			fmt.Fprintf(w, "  idle: %d sandboxes (%s); create→cmd p50 first %s, last %s; per sandbox: PSS %s, RSS %s, cgroup %s, host MemAvailable drop %s; MemAvailable at end %d MiB\n",
 				id.Created, id.StopReason, fmtDur(id.FirstP50), fmtDur(id.LastP50),
 				fmtKB(id.PSSPerBoxKB), fmtKB(id.RSSPerBoxKB), fmtKB(id.CgroupPerBox), fmtKB(id.HostPerBoxKB), id.MemAvailAtEnd)
+		}
+		for _, n := range rt.Notes {
+			fmt.Fprintf(w, "  note: %s\n", n)
 		}
 		for _, e := range rt.Errors {
 			fmt.Fprintf(w, "  error: %s\n", e)

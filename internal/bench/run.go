@@ -26,6 +26,13 @@ type Options struct {
 	Rootfs   string       // baseline rootfs; default DATA/templates/<id>/rootfs
 	Template string       // default "base"
 
+	// Code interpreter scenarios; skipped with NoCode or when CodeTemplate
+	// is not ready on the server.
+	NoCode       bool
+	CodeTemplate string // default "code-interpreter-v1"
+	CodeN        int    // runCode round-trips
+	CodeColdN    int    // creates (and host kernel starts) for first runCode
+
 	N           int     // measured iterations of the serial scenarios
 	Warmup      int     // unmeasured iterations first
 	ExecN       int     // command round-trips
@@ -60,6 +67,11 @@ func (o *Options) Defaults(quick bool) {
 	def(&o.N, 50, 10)
 	def(&o.Warmup, 3, 2)
 	def(&o.ExecN, 500, 100)
+	def(&o.CodeN, 200, 50)
+	def(&o.CodeColdN, 20, 5)
+	if o.CodeTemplate == "" {
+		o.CodeTemplate = "code-interpreter-v1"
+	}
 	if len(o.Concurrency) == 0 {
 		if quick {
 			o.Concurrency = []int{10}
@@ -115,6 +127,7 @@ func runRuntime(ctx context.Context, o Options, rt string, rr *RuntimeReport) er
 		{"concurrent", r.createConcurrent},
 		{"exec", r.execRoundTrip},
 		{"files", r.files},
+		{"code", r.codeInterpreter},
 		{"idle", r.idle},
 	}
 	for _, s := range steps {

