@@ -41,17 +41,22 @@ func (c *envdClient) url(ip netip.Addr, path string) string {
 	return "http://" + net.JoinHostPort(ip.String(), strconv.Itoa(c.port)) + path
 }
 
-// waitReady polls envd's /health until it answers. For the first 200ms it
-// polls every millisecond: envd starts within a few milliseconds and a
-// refused connect costs microseconds, whereas a doubling back-off wasted up
-// to half the start time in sleep.
+// waitReady polls envd's /health until it answers.
 func (c *envdClient) waitReady(ctx context.Context, ip netip.Addr, timeout time.Duration) error {
+	return c.waitHealth(ctx, c.url(ip, "/health"), timeout)
+}
+
+// waitHealth polls url until it answers 2xx. For the first 200ms it polls
+// every millisecond: servers in a fresh sandbox start within milliseconds
+// and a refused connect costs microseconds, whereas a doubling back-off
+// wasted up to half the start time in sleep.
+func (c *envdClient) waitHealth(ctx context.Context, url string, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	start, delay := time.Now(), time.Millisecond
 	var lastErr error
 	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url(ip, "/health"), nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if err != nil {
 			return err
 		}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"net/netip"
 	"strconv"
 	"time"
@@ -69,33 +68,7 @@ func (c *envdClient) startCmd(ctx context.Context, ip netip.Addr, token, user, c
 // code-interpreter template waits for its server before a sandbox is handed
 // out: the SDK sends /execute right after create.
 func (c *envdClient) waitPort(ctx context.Context, ip netip.Addr, port int, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	url := "http://" + net.JoinHostPort(ip.String(), strconv.Itoa(port)) + "/health"
-	delay := 5 * time.Millisecond
-	var lastErr error
-	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return err
-		}
-		resp, err := c.http.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode/100 == 2 {
-				return nil
-			}
-			lastErr = fmt.Errorf("health status %d", resp.StatusCode)
-		} else {
-			lastErr = err
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w (last error: %v)", ctx.Err(), lastErr)
-		case <-time.After(delay):
-		}
-		delay = min(2*delay, 50*time.Millisecond)
-	}
+	return c.waitHealth(ctx, "http://"+net.JoinHostPort(ip.String(), strconv.Itoa(port))+"/health", timeout)
 }
 
 // defaultStartCmdPorts: Airlock's own code interpreter, started from the
