@@ -11,6 +11,11 @@
 //	defer sbx.Kill(context.Background())
 //	res, err := sbx.Commands.Run(ctx, "echo hello", nil)
 //
+// Sandboxes of template code-interpreter-v1 also run code in Jupyter-style
+// kernels (Python, JavaScript, TypeScript, R, Bash) with RunCode, keeping
+// state per CodeContext; exceptions raised by that code are reported in
+// Execution.Error, not as Go errors.
+//
 // Errors can be tested with errors.Is against the sentinel errors
 // (ErrNotFound, ErrTimeout, ErrAuthentication, ...); a command that exits
 // with a non-zero code returns a *CommandExitError.
