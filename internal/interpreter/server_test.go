@@ -269,8 +269,10 @@ func TestServerQueueing(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if took := time.Since(start); took > 750*time.Millisecond {
-		t.Errorf("two contexts took %v, want them in parallel", took)
+	// Parallel means the two executions overlapped inside the kernels, which
+	// the recorded spans show regardless of how loaded the machine is.
+	if sp := spans.spans; len(sp) != 2 || !(sp[0].start.Before(sp[1].end) && sp[1].start.Before(sp[0].end)) {
+		t.Errorf("executions on two contexts did not overlap (took %v): %+v", time.Since(start), sp)
 	}
 }
 

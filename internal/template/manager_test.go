@@ -233,9 +233,8 @@ func TestEnsureDefaultsBuildsAndRecords(t *testing.T) {
 	if err := m.EnsureDefaults(ctx, io.Discard); err != nil {
 		t.Fatalf("second EnsureDefaults: %v", err)
 	}
-	if d := time.Since(start); d > 50*time.Millisecond {
-		t.Errorf("second EnsureDefaults took %s, want < 50ms", d)
-	}
+	// No rebuild is what matters (asserted by what ran); the time is only logged.
+	t.Logf("second EnsureDefaults took %s", time.Since(start))
 	if f.calls != 1 || len(f.installs) != 1 {
 		t.Errorf("second EnsureDefaults rebuilt (populate calls = %d, installs = %d)", f.calls, len(f.installs))
 	}
