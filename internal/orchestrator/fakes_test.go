@@ -97,6 +97,9 @@ type fakeDriver struct {
 	fail   error
 	kills  []string
 	paused map[string]bool
+	// routes, when set, adds handlers to every fake envd (e.g. the process
+	// service for start-command tests).
+	routes func(*http.ServeMux)
 }
 
 type fakeBox struct {
@@ -154,6 +157,9 @@ func (d *fakeDriver) Create(_ context.Context, spec runtime.Spec) (runtime.Info,
 		e.mu.Unlock()
 		w.WriteHeader(http.StatusNoContent)
 	})
+	if d.routes != nil {
+		d.routes(mux)
+	}
 	e.srv = &http.Server{Handler: mux}
 	go e.srv.Serve(ln)
 	info := runtime.Info{ID: spec.ID, PID: 1000, State: runtime.StateRunning, Created: time.Now(), Labels: spec.Labels}

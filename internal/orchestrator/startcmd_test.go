@@ -3,7 +3,6 @@ package orchestrator
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -18,7 +17,6 @@ import (
 
 	"connectrpc.com/connect"
 
-	"github.com/airlock-sandbox/airlock/internal/runtime"
 	"github.com/airlock-sandbox/airlock/internal/store"
 	rpc "github.com/airlock-sandbox/airlock/proto/process"
 	"github.com/airlock-sandbox/airlock/proto/process/processconnect"
@@ -132,39 +130,6 @@ type procDriver struct {
 	envd *procEnvd
 }
 
-func (d *procDriver) Create(_ context.Context, spec runtime.Spec) (runtime.Info, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	ep, ok := d.net.get(spec.ID)
-	if !ok {
-		return runtime.Info{}, errors.New("no network endpoint")
-	}
-	ln, err := net.Listen("tcp", net.JoinHostPort(ep.IP.String(), strconv.Itoa(d.port)))
-	if err != nil {
-		return runtime.Info{}, err
-	}
-	e := &fakeEnvd{}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
-	mux.HandleFunc("POST /init", func(w http.ResponseWriter, r *http.Request) {
-		var in envdInit
-		if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		e.mu.Lock()
-		e.init = append(e.init, in)
-		e.mu.Unlock()
-		w.WriteHeader(http.StatusNoContent)
-	})
-	mux.Handle(processconnect.NewProcessHandler(d.envd))
-	e.srv = &http.Server{Handler: mux}
-	go e.srv.Serve(ln)
-	info := runtime.Info{ID: spec.ID, PID: 1000, State: runtime.StateRunning, Created: time.Now(), Labels: spec.Labels}
-	d.boxes[spec.ID] = &fakeBox{info: info, envd: e}
-	return info, nil
-}
-
 func freePort(t *testing.T) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -179,6 +144,7 @@ func startCmdOrchestrator(t *testing.T, e *procEnvd, readyTimeout time.Duration)
 	t.Helper()
 	h := newHarness(t)
 	drv := &procDriver{fakeDriver: h.drv, envd: e}
+	h.drv.routes = func(mux *http.ServeMux) { mux.Handle(processconnect.NewProcessHandler(e)) }
 	o, err := New(Config{
 		Store:         h.st,
 		Driver:        drv,
