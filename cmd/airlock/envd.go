@@ -12,7 +12,7 @@ import (
 // newEnvdCmd runs the in-sandbox agent; the server bind-mounts its own
 // (static) binary into each sandbox and starts it with this subcommand.
 func newEnvdCmd() *cobra.Command {
-	var addr string
+	var cfg envd.RunConfig
 	cmd := &cobra.Command{
 		Use:    "envd",
 		Short:  "Run the in-sandbox agent (started by airlock inside each sandbox)",
@@ -20,9 +20,10 @@ func newEnvdCmd() *cobra.Command {
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
-			return envd.Run(cmd.Context(), addr, log)
+			return envd.Run(cmd.Context(), cfg, log)
 		},
 	}
-	cmd.Flags().StringVar(&addr, "addr", ":49983", "listen address")
+	cmd.Flags().StringVar(&cfg.Addr, "addr", ":49983", "listen address")
+	cmd.Flags().IntVar(&cfg.ReadyFD, "ready-fd", 0, "inherited descriptor to write \"ready\" to once listening (0: none)")
 	return cmd
 }

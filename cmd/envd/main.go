@@ -16,11 +16,13 @@ import (
 )
 
 func main() {
-	addr := flag.String("addr", ":49983", "listen address")
+	var cfg envd.RunConfig
+	flag.StringVar(&cfg.Addr, "addr", ":49983", "listen address")
+	flag.IntVar(&cfg.ReadyFD, "ready-fd", 0, "inherited descriptor to write \"ready\" to once listening (0: none)")
 	flag.Parse()
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	err := envd.Run(ctx, *addr, log)
+	err := envd.Run(ctx, cfg, log)
 	stop()
 	if err != nil {
 		log.Error("envd failed", "err", err)

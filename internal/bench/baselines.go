@@ -158,6 +158,17 @@ func newLoopback() (*loopback, error) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"exitCode":0}`))
 	})
+	// /exec does what envd does for a command, minus isolation: fork+exec
+	// the command, wait, answer with its exit code.
+	mux.HandleFunc("POST /exec", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		if err := exec.CommandContext(r.Context(), "/bin/true").Run(); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"exitCode":0}`))
+	})
 	mux.HandleFunc("POST /file", func(w http.ResponseWriter, r *http.Request) {
 		f, err := os.Create(filepath.Join(dir, "blob"))
 		if err != nil {
@@ -183,8 +194,14 @@ func (l *loopback) close() {
 	os.RemoveAll(l.dir)
 }
 
-func (l *loopback) roundTrip(ctx context.Context) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.base+"/rpc", strings.NewReader(`{"cmd":"true"}`))
+func (l *loopback) roundTrip(ctx context.Context) error { return l.post(ctx, "/rpc") }
+
+// execRoundTrip is a loopback HTTP request that runs /bin/true on the host:
+// the floor of a command round-trip through any HTTP agent.
+func (l *loopback) execRoundTrip(ctx context.Context) error { return l.post(ctx, "/exec") }
+
+func (l *loopback) post(ctx context.Context, path string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.base+path, strings.NewReader(`{"cmd":"/bin/true"}`))
 	if err != nil {
 		return err
 	}

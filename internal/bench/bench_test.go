@@ -76,6 +76,9 @@ func TestLoopbackBaselines(t *testing.T) {
 	if err := lb.roundTrip(ctx); err != nil {
 		t.Fatal(err)
 	}
+	if err := lb.execRoundTrip(ctx); err != nil {
+		t.Fatal(err)
+	}
 	if err := lb.transfer(ctx, bytes.Repeat([]byte("x"), 1<<20)); err != nil {
 		t.Fatal(err)
 	}
@@ -95,6 +98,20 @@ func BenchmarkLoopbackHTTPRoundTrip(b *testing.B) {
 	ctx := context.Background()
 	for b.Loop() {
 		if err := lb.roundTrip(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkLoopbackHTTPExec(b *testing.B) {
+	lb, err := newLoopback()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer lb.close()
+	ctx := context.Background()
+	for b.Loop() {
+		if err := lb.execRoundTrip(ctx); err != nil {
 			b.Fatal(err)
 		}
 	}

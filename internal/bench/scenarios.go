@@ -273,7 +273,8 @@ func (r *runner) createConcurrent(ctx context.Context) error {
 }
 
 // execRoundTrip measures `true` in a running sandbox against sh -c on the
-// host and a loopback HTTP round-trip.
+// host, a bare loopback HTTP round-trip, and a loopback HTTP request that
+// runs /bin/true (the same work without isolation or a gateway hop).
 func (r *runner) execRoundTrip(ctx context.Context) error {
 	sb, _, err := r.createAndRun(ctx)
 	if sb != nil {
@@ -295,6 +296,9 @@ func (r *runner) execRoundTrip(ctx context.Context) error {
 	}
 	if ls, err := timeIt(ctx, r.o.Warmup*5, r.o.ExecN, r.lb.roundTrip); err == nil {
 		bl = append(bl, namedSamples{"loopback HTTP", ls})
+	}
+	if ls, err := timeIt(ctx, r.o.Warmup*5, r.o.ExecN, r.lb.execRoundTrip); err == nil {
+		bl = append(bl, namedSamples{"loopback HTTP running /bin/true", ls})
 	}
 	r.add(Result{Scenario: ScenarioExec, Latency: Summarize(s)}, bl)
 	return nil

@@ -36,7 +36,7 @@ type testEnv struct {
 	client processconnect.ProcessClient
 }
 
-func newTestEnv(t *testing.T) *testEnv {
+func newTestEnv(t testing.TB) *testEnv {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Fatal("envd tests must run as root (they start processes as other users)")

@@ -18,9 +18,19 @@ const (
 	shutdownTimeout = 5 * time.Second
 )
 
-// Run serves envd on addr until ctx is cancelled. It is what the sandbox's
-// init process runs.
-func Run(ctx context.Context, addr string, log *slog.Logger) error {
+// RunConfig is how envd is started.
+type RunConfig struct {
+	Addr string // listen address, ":49983" in a sandbox
+	// ReadyFD, if positive, is an inherited descriptor (a pipe from the
+	// host) that gets "ready\n" and is closed once the listener is open, so
+	// the host learns of readiness without polling.
+	ReadyFD int
+}
+
+// Run serves envd until ctx is cancelled. It is what the sandbox's init
+// process runs.
+func Run(ctx context.Context, cfg RunConfig, log *slog.Logger) error {
+	addr := cfg.Addr
 	// As PID 1 orphans are ours by definition; elsewhere (tests, debugging)
 	// become a subreaper so the same reaping logic applies.
 	if os.Getpid() != 1 {
@@ -34,6 +44,9 @@ func Run(ctx context.Context, addr string, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// Connections queue in the listen backlog from here on, so ready can
+	// be said before Serve runs.
+	signalReady(cfg.ReadyFD, log)
 	// No read/write timeouts: process and watch streams last arbitrarily long.
 	hs := &http.Server{
 		Handler:           srv.Handler(),
@@ -61,4 +74,20 @@ func Run(ctx context.Context, addr string, log *slog.Logger) error {
 		return err
 	}
 	return nil
+}
+
+// signalReady writes to and closes the inherited ready descriptor. Closing
+// it also keeps it from leaking into the processes envd starts.
+func signalReady(fd int, log *slog.Logger) {
+	if fd <= 0 {
+		return
+	}
+	f := os.NewFile(uintptr(fd), "ready")
+	if f == nil {
+		return
+	}
+	if _, err := f.Write([]byte("ready\n")); err != nil {
+		log.Warn("signal readiness", "fd", fd, "err", err)
+	}
+	f.Close()
 }

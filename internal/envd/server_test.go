@@ -7,10 +7,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -303,5 +306,49 @@ func TestMetrics(t *testing.T) {
 		m.MemTotal == 0 || m.MemUsed == 0 || m.MemUsed > m.MemTotal || m.MemTotalMiB != m.MemTotal>>20 ||
 		m.DiskTotal == 0 || m.DiskUsed > m.DiskTotal {
 		t.Fatalf("implausible metrics: %+v", m)
+	}
+}
+
+// TestRunSignalsReady: with a ready descriptor, envd writes "ready" once it
+// listens and closes the descriptor, so connecting right after succeeds.
+func TestRunSignalsReady(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	fd, err := syscall.Dup(int(w.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Close() // envd's copy is now the only writer
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, RunConfig{Addr: addr, ReadyFD: fd}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	got, err := io.ReadAll(r) // EOF proves envd closed its end
+	if err != nil || string(got) != "ready\n" {
+		t.Fatalf("ready pipe = %q, %v", got, err)
+	}
+	resp, err := http.Get("http://" + addr + "/health")
+	if err != nil {
+		t.Fatalf("health right after ready: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("health status %d", resp.StatusCode)
 	}
 }

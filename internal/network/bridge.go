@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // setupBridge creates the bridge if needed, gives it the gateway address and
@@ -82,9 +84,54 @@ func (m *Manager) setupSysctls() error {
 }
 
 func (m *Manager) bridgeIndex() (int, error) {
-	link, err := netlink.LinkByName(m.cfg.Bridge)
+	link, err := m.bridgeLink()
 	if err != nil {
-		return 0, fmt.Errorf("network: bridge %s: %w", m.cfg.Bridge, err)
+		return 0, err
 	}
 	return link.Attrs().Index, nil
+}
+
+func (m *Manager) bridgeLink() (netlink.Link, error) {
+	link, err := netlink.LinkByName(m.cfg.Bridge)
+	if err != nil {
+		return nil, fmt.Errorf("network: bridge %s: %w", m.cfg.Bridge, err)
+	}
+	return link, nil
+}
+
+// sandboxMAC is the MAC of a sandbox's eth0, derived from its address so the
+// host can pin a permanent neighbour entry for it: no ARP on a sandbox's
+// first packets, and no neighbour-table garbage collection (which starts
+// evicting and re-resolving entries at 512 by default) however many
+// sandboxes run.
+func sandboxMAC(ip netip.Addr) net.HardwareAddr {
+	a := ip.As4()
+	return net.HardwareAddr{0x02, 0xa1, a[0], a[1], a[2], a[3]}
+}
+
+// pinNeighbour adds or replaces a permanent IPv4 neighbour entry in the
+// calling thread's netns.
+func pinNeighbour(linkIndex int, ip netip.Addr, mac net.HardwareAddr) error {
+	n := &netlink.Neigh{LinkIndex: linkIndex, Family: netlink.FAMILY_V4, State: netlink.NUD_PERMANENT, IP: ip.AsSlice(), HardwareAddr: mac}
+	if err := netlink.NeighSet(n); err != nil {
+		return fmt.Errorf("network: neighbour %s: %w", ip, err)
+	}
+	return nil
+}
+
+// unpinNeighbour removes the bridge's entry for a sandbox address; a missing
+// entry is not an error.
+func (m *Manager) unpinNeighbour(ip netip.Addr) error {
+	if !ip.IsValid() {
+		return nil
+	}
+	brIndex, err := m.bridgeIndex()
+	if err != nil {
+		return err
+	}
+	n := &netlink.Neigh{LinkIndex: brIndex, Family: netlink.FAMILY_V4, IP: ip.AsSlice()}
+	if err := netlink.NeighDel(n); err != nil && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("network: delete neighbour %s: %w", ip, err)
+	}
+	return nil
 }

@@ -80,11 +80,12 @@ func (m *Manager) attach(id string, p Policy) (_ *Endpoint, err error) {
 		m.ipam.release(ip)
 	}()
 
-	brIndex, err := m.bridgeIndex()
+	br, err := m.bridgeLink()
 	if err != nil {
 		return nil, err
 	}
-	err = createNetns(ep.NetNSPath, m.hostNS, func() error { return m.setupInside(ep) })
+	brIndex := br.Attrs().Index
+	err = createNetns(ep.NetNSPath, m.hostNS, func() error { return m.setupInside(ep, br.Attrs().HardwareAddr) })
 	if err != nil {
 		return nil, err
 	}
@@ -110,6 +111,10 @@ func (m *Manager) attach(id string, p Policy) (_ *Endpoint, err error) {
 	// time to put the port into forwarding state while nft is programmed.
 	if err := netlink.LinkSetUp(host); err != nil {
 		return nil, fmt.Errorf("network: bring up %s: %w", ep.HostVeth, err)
+	}
+	undo = append(undo, func() error { return m.unpinNeighbour(ip) })
+	if err := pinNeighbour(brIndex, ip, sandboxMAC(ip)); err != nil {
+		return nil, err
 	}
 	undo = append(undo, func() error { return m.removePolicy(id) })
 	if err := m.installPolicy(id, ip, p, ep.HostVeth); err != nil {
@@ -143,7 +148,9 @@ func (m *Manager) waitForwarding(port string) {
 // setupInside runs on a thread inside the new netns. It creates the veth
 // there, sending the peer to the host netns, so eth0 never needs renaming or
 // moving; the host side is configured by the caller.
-func (m *Manager) setupInside(ep *Endpoint) error {
+// The gateway's neighbour entry is pinned to the bridge's MAC, so the
+// sandbox never has to ARP for it.
+func (m *Manager) setupInside(ep *Endpoint, gatewayMAC net.HardwareAddr) error {
 	// IPv4 only: no IPv6 link-local path around the firewall.
 	for _, k := range []string{"all", "default"} {
 		err := writeSysctl("/proc/sys/net/ipv6/conf/"+k+"/disable_ipv6", "1")
@@ -159,7 +166,7 @@ func (m *Manager) setupInside(ep *Endpoint) error {
 		return fmt.Errorf("network: bring up lo: %w", err)
 	}
 	veth := &netlink.Veth{
-		LinkAttrs:     netlink.LinkAttrs{Name: "eth0"},
+		LinkAttrs:     netlink.LinkAttrs{Name: "eth0", HardwareAddr: sandboxMAC(ep.IP)},
 		PeerName:      ep.HostVeth,
 		PeerNamespace: netlink.NsFd(int(m.hostNS)),
 	}
@@ -176,6 +183,9 @@ func (m *Manager) setupInside(ep *Endpoint) error {
 	}
 	if err := netlink.LinkSetUp(eth0); err != nil {
 		return fmt.Errorf("network: bring up eth0: %w", err)
+	}
+	if err := pinNeighbour(eth0.Attrs().Index, ep.Gateway, gatewayMAC); err != nil {
+		return err
 	}
 	route := &netlink.Route{LinkIndex: eth0.Attrs().Index, Gw: ep.Gateway.AsSlice()}
 	if err := netlink.RouteAdd(route); err != nil {
@@ -212,9 +222,17 @@ func (m *Manager) Detach(ctx context.Context, id string) error {
 		e.mu.Lock()
 		defer e.mu.Unlock()
 	}
+	// The address, for its neighbour entry: from memory, or after a restart
+	// from the alias of the host veth.
+	var ip netip.Addr
+	if ok && e.ep != nil {
+		ip = e.ep.IP
+	} else if l, err := netlink.LinkByName(vethName(id)); err == nil {
+		_, ip, _ = parseAlias(l.Attrs().Alias)
+	}
 	// Remove the firewall chains first: once the link is gone the address
 	// could be reused, and it must not inherit this sandbox's rules.
-	errs := []error{m.removePolicy(id), deleteLink(vethName(id)), deleteNetns(m.netnsPath(id))}
+	errs := []error{m.removePolicy(id), m.unpinNeighbour(ip), deleteLink(vethName(id)), deleteNetns(m.netnsPath(id))}
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}

@@ -231,11 +231,28 @@ func noLeaks(t testing.TB, m *Manager, id string, ip netip.Addr) {
 	if strings.Contains(links, vethName(id)) {
 		t.Errorf("veth %s still exists", vethName(id))
 	}
+	if neigh := run(t, "ip", "neigh", "show", ip.String(), "dev", m.cfg.Bridge); strings.TrimSpace(neigh) != "" {
+		t.Errorf("bridge still has a neighbour entry for %s: %s", ip, neigh)
+	}
 	ruleset := run(t, "nft", "list", "ruleset")
 	if strings.Contains(ruleset, id) {
 		t.Errorf("nft ruleset still mentions %s:\n%s", id, ruleset)
 	}
 	if strings.Contains(ruleset, ip.String()+" ") || strings.Contains(ruleset, ip.String()+"\n") {
 		t.Errorf("nft ruleset still mentions %s:\n%s", ip, ruleset)
+	}
+}
+
+// pinnedNeighbours checks the permanent neighbour entries of an endpoint:
+// the bridge's for the sandbox and the sandbox's for the gateway.
+func pinnedNeighbours(t testing.TB, m *Manager, ep *Endpoint) {
+	t.Helper()
+	host := run(t, "ip", "neigh", "show", ep.IP.String(), "dev", m.cfg.Bridge)
+	if want := sandboxMAC(ep.IP).String(); !strings.Contains(host, want) || !strings.Contains(host, "PERMANENT") {
+		t.Errorf("bridge neighbour for %s = %q, want permanent %s", ep.IP, host, want)
+	}
+	inside := run(t, "nsenter", "--net="+ep.NetNSPath, "ip", "neigh", "show", ep.Gateway.String(), "dev", "eth0")
+	if !strings.Contains(inside, "PERMANENT") {
+		t.Errorf("sandbox neighbour for gateway %s = %q, want permanent", ep.Gateway, inside)
 	}
 }

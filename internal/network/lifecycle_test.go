@@ -34,6 +34,7 @@ func TestLifecycle(t *testing.T) {
 			t.Fatalf("%s and %s both got %s", ep.ID, other, ep.IP)
 		}
 		seen[ep.IP] = ep.ID
+		pinnedNeighbours(t, m, ep)
 	}
 
 	// Simulated restart: a fresh Manager on the same bridge.

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"strconv"
 	"time"
 )
@@ -41,9 +43,27 @@ func (c *envdClient) url(ip netip.Addr, path string) string {
 	return "http://" + net.JoinHostPort(ip.String(), strconv.Itoa(c.port)) + path
 }
 
-// waitReady polls envd's /health until it answers.
-func (c *envdClient) waitReady(ctx context.Context, ip netip.Addr, timeout time.Duration) error {
-	return c.waitHealth(ctx, c.url(ip, "/health"), timeout)
+// waitSignalled waits for envd to write to its ready pipe. If the pipe
+// closes without a word (a driver that cannot pass descriptors, or an envd
+// that died), it falls back to polling /health, which then decides.
+func (c *envdClient) waitSignalled(ctx context.Context, ready *os.File, ip netip.Addr, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	if err := ready.SetReadDeadline(deadline); err == nil {
+		stop := context.AfterFunc(ctx, func() { _ = ready.SetReadDeadline(time.Now()) })
+		var buf [16]byte
+		n, err := ready.Read(buf[:])
+		stop()
+		if n > 0 && string(buf[:n]) == "ready\n" {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return fmt.Errorf("no ready signal within %v", timeout)
+		}
+	}
+	return c.waitHealth(ctx, c.url(ip, "/health"), time.Until(deadline))
 }
 
 // waitHealth polls url until it answers 2xx. For the first 200ms it polls

@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
+	"strconv"
 	"sync"
 	"time"
 
@@ -337,11 +339,22 @@ func (o *Orchestrator) boot(ctx context.Context, sb *store.Sandbox, tpl *store.T
 		},
 		Labels: map[string]string{"airlock.sandbox": sb.ID, "airlock.template": sb.TemplateID},
 	}
-	if _, err := o.cfg.Driver.Create(ctx, spec); err != nil {
+	// envd says when it listens through a pipe handed to it as a
+	// descriptor, instead of being polled.
+	ready, readyW, err := os.Pipe()
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("ready pipe: %w", err)
+	}
+	defer ready.Close()
+	spec.ReadyFile = readyW
+	spec.Args = append(spec.Args, "--ready-fd="+strconv.Itoa(runtime.ReadyFD))
+	_, err = o.cfg.Driver.Create(ctx, spec)
+	readyW.Close() // the sandbox holds its own copy now
+	if err != nil {
 		return netip.Addr{}, fmt.Errorf("start container: %w", err)
 	}
 	tm.mark("runtime")
-	if err := o.envd.waitReady(ctx, ep.IP, o.cfg.ReadyTimeout); err != nil {
+	if err := o.envd.waitSignalled(ctx, ready, ep.IP, o.cfg.ReadyTimeout); err != nil {
 		return netip.Addr{}, fmt.Errorf("envd did not become ready: %w", err)
 	}
 	tm.mark("envd_ready")

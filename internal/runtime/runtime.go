@@ -5,6 +5,7 @@ package runtime
 import (
 	"context"
 	"errors"
+	"os"
 	"time"
 )
 
@@ -44,7 +45,16 @@ type Spec struct {
 	Mounts    []Mount
 	Resources Resources
 	Labels    map[string]string // free-form, persisted with the bundle so List can return them
+	// ReadyFile, when set, is handed to the init process as file descriptor
+	// 3 (ReadyFD), so that it can signal readiness by writing to it instead
+	// of being polled. Drivers that cannot pass descriptors ignore it; the
+	// caller keeps a fallback (the init's end of the pipe then just closes).
+	ReadyFile *os.File
 }
+
+// ReadyFD is the descriptor number under which the init process finds
+// Spec.ReadyFile.
+const ReadyFD = 3
 
 // State of a sandbox as the runtime sees it.
 type State string

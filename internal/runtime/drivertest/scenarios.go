@@ -3,6 +3,7 @@ package drivertest
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -60,6 +61,41 @@ func testLifecycle(t *testing.T, h *harness) {
 	list, _ = h.d.List(context.Background())
 	if containsID(list, spec.ID, "") {
 		t.Errorf("List after Kill still has %s", spec.ID)
+	}
+}
+
+// testReadyFile: the init finds Spec.ReadyFile as descriptor ReadyFD and
+// what it writes there reaches the host.
+func testReadyFile(t *testing.T, h *harness) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	spec := h.spec("echo ready >&3; exec 3>&-; exec sleep 1000")
+	spec.ReadyFile = w
+	h.create(spec)
+	w.Close()
+	if err := r.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	var got []byte
+	buf := make([]byte, 64)
+	for {
+		n, err := r.Read(buf)
+		got = append(got, buf[:n]...)
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				t.Fatalf("read ready pipe: %v (got %q)", err, got)
+			}
+			break
+		}
+		if strings.HasSuffix(string(got), "\n") {
+			break
+		}
+	}
+	if string(got) != "ready\n" {
+		t.Fatalf("ready pipe = %q, want \"ready\\n\"", got)
 	}
 }
 

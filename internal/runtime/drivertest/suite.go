@@ -46,6 +46,7 @@ func RunWithOptions(t *testing.T, o Options) {
 	}{
 		{"Lifecycle", testLifecycle},
 		{"KillUnknown", testKillUnknown},
+		{"ReadyFile", testReadyFile},
 		{"MemoryLimit", testMemoryLimit},
 		{"PidsLimit", testPidsLimit},
 		{"LeastPrivilege", testLeastPrivilege},

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -57,6 +58,19 @@ func (b bundle) readMeta() (meta, error) {
 	return m, json.Unmarshal(data, &m)
 }
 
+// readPid reads the init's host PID from the pid file the runtime wrote.
+func (b bundle) readPid() (int, error) {
+	data, err := os.ReadFile(b.pidFile())
+	if err != nil {
+		return 0, err
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil || pid <= 0 {
+		return 0, fmt.Errorf("bad pid file %q", data)
+	}
+	return pid, nil
+}
+
 func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, data, perm); err != nil {
@@ -65,14 +79,24 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 	return os.Rename(tmp, path)
 }
 
-// mountOverlay mounts the template read-only under a per-sandbox upper dir.
-func (b bundle) mountOverlay(lower string) error {
+// overlayOptions are the mount options of a sandbox's root: the template
+// read-only under a per-sandbox upper dir.
+func (b bundle) overlayOptions(lower string) (string, error) {
 	for _, s := range []string{lower, b.upper(), b.work()} {
 		if strings.ContainsAny(s, ",:\\") {
-			return fmt.Errorf("oci: overlay path %q contains a reserved character", s)
+			return "", fmt.Errorf("oci: overlay path %q contains a reserved character", s)
 		}
 	}
-	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", lower, b.upper(), b.work())
+	return fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", lower, b.upper(), b.work()), nil
+}
+
+// mountOverlay mounts the sandbox's root on the host, for runtimes that
+// read the rootfs from the host side (runsc's gofer).
+func (b bundle) mountOverlay(lower string) error {
+	opts, err := b.overlayOptions(lower)
+	if err != nil {
+		return err
+	}
 	if err := unix.Mount("overlay", b.rootfs(), "overlay", unix.MS_NODEV, opts); err != nil {
 		return fmt.Errorf("oci: mount overlay on %s: %w", b.rootfs(), err)
 	}

@@ -47,10 +47,12 @@ func (d *Driver) run(ctx context.Context, args ...string) ([]byte, error) {
 // runWithStdio invokes the runtime with stdio attached to f. Used for
 // create/restore, where the container's init inherits the runtime's stdio:
 // giving it pipes would make Wait block until the container exits.
-func (d *Driver) runWithStdio(ctx context.Context, f *os.File, args ...string) error {
+// extra, if any, become descriptors 3, 4, ... of the runtime process.
+func (d *Driver) runWithStdio(ctx context.Context, f *os.File, extra []*os.File, args ...string) error {
 	full := append(d.globalArgs(), args...)
 	cmd := exec.CommandContext(ctx, d.cfg.Binary, full...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, f, f
+	cmd.ExtraFiles = extra
 	if err := cmd.Run(); err != nil {
 		return &runtimeError{cmd: d.cfg.Runtime + " " + strings.Join(args, " "), err: err, stderr: tail(f.Name(), 2048)}
 	}

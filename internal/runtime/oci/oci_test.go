@@ -126,6 +126,15 @@ func TestRuncHostView(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(rootfs, "tmp", "x")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("write reached the template: %v", err)
 	}
+	// The overlay lives only in the container's mount namespace: host
+	// mounts per sandbox would slow down every later create.
+	mi, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bundle := filepath.Join(e.cfg.StateDir, spec.ID); strings.Contains(string(mi), bundle) {
+		t.Errorf("host mount table has a mount under %s", bundle)
+	}
 
 	cg := "/" + e.cfg.CgroupParent + "/" + spec.ID
 	files := map[string]string{

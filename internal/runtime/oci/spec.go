@@ -148,6 +148,13 @@ func (d *Driver) mounts(spec runtime.Spec, b bundle) []specs.Mount {
 		{Destination: "/etc/hostname", Type: "bind", Source: b.hostnameFile(), Options: []string{"bind", "ro", "nosuid", "nodev", "noexec"}},
 		{Destination: "/etc/hosts", Type: "bind", Source: b.hostsFile(), Options: []string{"bind", "ro", "nosuid", "nodev", "noexec"}},
 	}
+	if d.cfg.Runtime != RuntimeRunsc {
+		// Mounted on the (empty) rootfs dir before anything else, so the
+		// sandbox's root exists only in its own mount namespace.
+		opts, _ := b.overlayOptions(spec.RootfsDir) // validated by prepareBundle
+		root := specs.Mount{Destination: "/", Type: "overlay", Source: "overlay", Options: append(strings.Split(opts, ","), "nodev")}
+		ms = append([]specs.Mount{root}, ms...)
+	}
 	for _, m := range spec.Mounts {
 		opts := []string{"rbind", "nosuid", "nodev"}
 		if m.ReadOnly {
