@@ -154,7 +154,7 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 	defer orch.Close()
 
 	gw := gateway.New(routes{orch}, o.domain, log)
-	apiSrv := api.New(api.Config{Orchestrator: orch, Store: st, Log: log, Domain: o.domain})
+	apiSrv := api.New(api.Config{Orchestrator: orch, Store: st, Templates: templates, Log: log, Domain: o.domain})
 	hs := &http.Server{
 		Handler:           gw.Split(apiSrv),
 		ReadHeaderTimeout: 30 * time.Second,

@@ -36,10 +36,17 @@ type Orchestrator interface {
 type Config struct {
 	Orchestrator Orchestrator
 	Store        store.Store
+	// Templates, if set, removes a deleted template's files from disk.
+	Templates TemplateFiles
 	Log          *slog.Logger
 	// Domain is returned to SDKs as the sandbox domain; "" sends null, so
 	// clients fall back to E2B_DOMAIN / E2B_SANDBOX_URL.
 	Domain string
+}
+
+// TemplateFiles removes what a template has on disk.
+type TemplateFiles interface {
+	RemoveFiles(t *store.Template) error
 }
 
 // Server is the control API handler.

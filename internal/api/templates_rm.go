@@ -7,8 +7,9 @@ import (
 	"github.com/airlock-sandbox/airlock/internal/store"
 )
 
-// deleteTemplate removes a template by ID or alias. It refuses while live
-// sandboxes use it, since their rootfs is built from the template's.
+// deleteTemplate removes a template by ID or alias, record and files. It
+// refuses while live sandboxes use it, since their rootfs is built from the
+// template's.
 func (s *Server) deleteTemplate(w http.ResponseWriter, r *http.Request) {
 	ref := r.PathValue("id")
 	t, err := s.cfg.Store.GetTemplate(r.Context(), ref)
@@ -40,6 +41,14 @@ func (s *Server) deleteTemplate(w http.ResponseWriter, r *http.Request) {
 		}
 		s.fail(w, r, err)
 		return
+	}
+	// The record is gone, so the template no longer exists for anyone; a
+	// file that cannot be removed is the operator's to clean, not an error
+	// for the client.
+	if s.cfg.Templates != nil {
+		if err := s.cfg.Templates.RemoveFiles(t); err != nil {
+			s.log.Error("remove template files", "template", t.ID, "err", err)
+		}
 	}
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -25,7 +25,8 @@ func TestDeleteTemplate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(New(Config{Orchestrator: &fakeOrch{}, Store: st}))
+	files := &fakeTemplateFiles{}
+	srv := httptest.NewServer(New(Config{Orchestrator: &fakeOrch{}, Store: st, Templates: files}))
 	t.Cleanup(srv.Close)
 	now := time.Now().UTC()
 	for _, tp := range []*store.Template{
@@ -68,8 +69,18 @@ func TestDeleteTemplate(t *testing.T) {
 	if _, err := st.GetTemplate(ctx, "tplbusy"); err != nil {
 		t.Errorf("template in use was removed: %v", err)
 	}
+	if got := strings.Join(files.removed, ","); got != "tplfree,tpldone" {
+		t.Errorf("files removed for %q, want tplfree,tpldone", got)
+	}
 	_, body := do(t, srv, key, http.MethodGet, "/templates", "")
 	if strings.Contains(string(body), "tplfree") || !strings.Contains(string(body), "tplbusy") {
 		t.Errorf("GET /templates after delete = %s", body)
 	}
+}
+
+type fakeTemplateFiles struct{ removed []string }
+
+func (f *fakeTemplateFiles) RemoveFiles(t *store.Template) error {
+	f.removed = append(f.removed, t.ID)
+	return nil
 }

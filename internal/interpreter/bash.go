@@ -296,11 +296,10 @@ type bashEvent struct {
 
 // bashShell is one running bash process.
 type bashShell struct {
-	cmd      *exec.Cmd
+	groupProc
 	stdin    io.WriteCloser
 	nonce    string
 	events   chan bashEvent
-	exited   chan struct{} // closed once the process exited and its output is drained
 	exitCode int
 }
 
@@ -310,9 +309,9 @@ func startBashShell(ctx context.Context, opts KernelOptions) (*bashShell, error)
 		return nil, fmt.Errorf("bash nonce: %w", err)
 	}
 	sh := &bashShell{
-		nonce:  "airlock-" + hex.EncodeToString(nonceBytes),
-		events: make(chan bashEvent, 256),
-		exited: make(chan struct{}),
+		groupProc: groupProc{exited: make(chan struct{})},
+		nonce:     "airlock-" + hex.EncodeToString(nonceBytes),
+		events:    make(chan bashEvent, 256),
 	}
 	cmd := exec.Command("bash", "--noprofile", "--norc", "--noediting", "-i")
 	cmd.Dir = opts.Cwd
@@ -347,17 +346,7 @@ func startBashShell(ctx context.Context, opts KernelOptions) (*bashShell, error)
 	readers.Add(2)
 	go func() { defer readers.Done(); sh.read(outR, bashStdout) }()
 	go func() { defer readers.Done(); sh.read(errR, bashStderr) }()
-	go func() {
-		_ = cmd.Wait()
-		sh.exitCode = cmd.ProcessState.ExitCode()
-		// Background jobs of a dead shell go with it; that also closes
-		// the pipes they inherited so the readers reach EOF.
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		kernelWaitTimeout(&readers, bashDrainTimeout)
-		outR.Close()
-		errR.Close()
-		close(sh.exited)
-	}()
+	go sh.watch(&readers, bashDrainTimeout, func(ps *os.ProcessState) { sh.exitCode = ps.ExitCode() }, outR, errR)
 
 	init := "PS1=''; PS2=''; PS0=''; PS4='+ '; builtin unset PROMPT_COMMAND MAILCHECK HISTFILE; set +H; set +o history\n" +
 		bashMarkerCommands(sh.nonce, "0") + "\n"
@@ -436,19 +425,6 @@ func (sh *bashShell) drain(out Emitter) {
 	}
 }
 
-func (sh *bashShell) hasExited() bool {
-	select {
-	case <-sh.exited:
-		return true
-	default:
-		return false
-	}
-}
-
-func (sh *bashShell) signalGroup(sig syscall.Signal) {
-	_ = syscall.Kill(-sh.cmd.Process.Pid, sig)
-}
-
 // killChildren SIGKILLs every process of the shell's group except the shell.
 func (sh *bashShell) killChildren() {
 	pid := sh.cmd.Process.Pid
@@ -462,70 +438,8 @@ func (sh *bashShell) killChildren() {
 // kill stops the shell and everything in its process group and waits until
 // it is gone.
 func (sh *bashShell) kill() {
-	sh.signalGroup(syscall.SIGKILL)
 	sh.stdin.Close()
-	<-sh.exited
-	kernelWaitGroupGone(sh.cmd.Process.Pid)
-}
-
-// kernelWaitGroupGone waits briefly until every process of group pgid has
-// finished exiting (SIGKILLed processes linger for a moment).
-func kernelWaitGroupGone(pgid int) {
-	deadline := time.Now().Add(2 * time.Second)
-	for len(kernelGroupMembers(pgid)) > 0 && time.Now().Before(deadline) {
-		_ = syscall.Kill(-pgid, syscall.SIGKILL)
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// kernelEnv is the server's environment with extra variables on top.
-func kernelEnv(extra map[string]string) []string {
-	env := os.Environ()
-	for name, value := range extra {
-		env = append(env, name+"="+value)
-	}
-	return env
-}
-
-// kernelGroupMembers lists the live processes whose process group is pgid.
-func kernelGroupMembers(pgid int) []int {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
-	var pids []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// Fields after the parenthesised command: state ppid pgrp ...
-		i := bytes.LastIndexByte(stat, ')')
-		if i < 0 {
-			continue
-		}
-		fields := strings.Fields(string(stat[i+1:]))
-		if len(fields) < 3 || fields[0] == "Z" {
-			continue
-		}
-		if g, _ := strconv.Atoi(fields[2]); g == pgid {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
-}
-
-func kernelWaitTimeout(wg *sync.WaitGroup, d time.Duration) {
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(d):
-	}
+	sh.killGroup()
 }
 
 // kernelMarkerScanner splits a byte stream into text and markers of the form

@@ -235,10 +235,9 @@ func (k *nodeKernel) replaceProc(ctx context.Context) error {
 
 // nodeProc is one running node runner.
 type nodeProc struct {
-	cmd        *exec.Cmd
+	groupProc
 	commands   *os.File
 	events     chan nodeEvent
-	exited     chan struct{} // closed once the process exited and its output is drained
 	exitDesc   string
 	typescript string // path of the typescript package, "" when absent
 }
@@ -307,29 +306,16 @@ func startNodeProc(ctx context.Context, opts KernelOptions) (*nodeProc, error) {
 		return nil, fmt.Errorf("starting node: %w", err)
 	}
 	p := &nodeProc{
-		cmd:      cmd,
-		commands: cmdW,
-		events:   make(chan nodeEvent, 256),
-		exited:   make(chan struct{}),
+		groupProc: groupProc{cmd: cmd, exited: make(chan struct{})},
+		commands:  cmdW,
+		events:    make(chan nodeEvent, 256),
 	}
 	var readers sync.WaitGroup
 	readers.Add(3)
 	go func() { defer readers.Done(); p.readEvents(evR) }()
 	go func() { defer readers.Done(); p.readRaw(outR, "stdout") }()
 	go func() { defer readers.Done(); p.readRaw(errR, "stderr") }()
-	go func() {
-		_ = cmd.Wait()
-		p.exitDesc = cmd.ProcessState.String()
-		// Children of a dead kernel go with it; that also closes pipes
-		// they inherited so the readers reach EOF.
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		kernelWaitTimeout(&readers, nodeDrainTimeout)
-		evR.Close()
-		outR.Close()
-		errR.Close()
-		cmdW.Close()
-		close(p.exited)
-	}()
+	go p.watch(&readers, nodeDrainTimeout, func(ps *os.ProcessState) { p.exitDesc = ps.String() }, evR, outR, errR, cmdW)
 
 	if err := p.waitReady(ctx); err != nil {
 		p.kill()
@@ -433,26 +419,9 @@ func (p *nodeProc) drain(id int, out Emitter) {
 	}
 }
 
-func (p *nodeProc) hasExited() bool {
-	select {
-	case <-p.exited:
-		return true
-	default:
-		return false
-	}
-}
-
-func (p *nodeProc) signalGroup(sig syscall.Signal) {
-	_ = syscall.Kill(-p.cmd.Process.Pid, sig)
-}
-
 // kill stops node and everything in its process group and waits until it is
 // gone.
-func (p *nodeProc) kill() {
-	p.signalGroup(syscall.SIGKILL)
-	<-p.exited
-	kernelWaitGroupGone(p.cmd.Process.Pid)
-}
+func (p *nodeProc) kill() { p.killGroup() }
 
 // nodeTickerC is t's channel, nil (never ready) for a nil ticker.
 func nodeTickerC(t *time.Ticker) <-chan time.Time {

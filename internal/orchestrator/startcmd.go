@@ -77,8 +77,18 @@ func defaultStartCmdPorts() map[string]int {
 	return map[string]int{envdMountPath + " interpreter": InterpreterPort}
 }
 
+// superviseCmd wraps a server's start command in a shell loop that starts
+// it again a second after it exits (a crash, an OOM kill, a user's pkill),
+// so the code interpreter does not stay down for the sandbox's life.
+// Signalling the start command's process (its tag) still ends it: envd
+// signals the whole process group, the loop included.
+func superviseCmd(cmd string) string {
+	return "while :; do (" + cmd + "); echo \"airlock: start command exited with status $?; restarting in 1s\" >&2; sleep 1; done"
+}
+
 // runStartCmd starts the template's start command and, if it is one known
-// to serve a port (Config.StartCmdPorts), waits for that to answer. A
+// to serve a port (Config.StartCmdPorts), keeps it running (superviseCmd)
+// and waits for that port to answer. A
 // server that never comes up leaves a sandbox whose commands and files
 // still work, so that is logged, not fatal; a failed spawn is. An empty
 // cmd does nothing.
@@ -86,13 +96,18 @@ func (o *Orchestrator) runStartCmd(ctx context.Context, sb *store.Sandbox, ip ne
 	if cmd == "" {
 		return nil
 	}
-	pid, err := o.envd.startCmd(ctx, ip, sb.AccessToken, o.cfg.DefaultUser, cmd)
+	port, server := o.cfg.StartCmdPorts[cmd]
+	server = server && port > 0
+	run := cmd
+	if server {
+		run = superviseCmd(cmd)
+	}
+	pid, err := o.envd.startCmd(ctx, ip, sb.AccessToken, o.cfg.DefaultUser, run)
 	if err != nil {
 		return fmt.Errorf("start command %q: %w", cmd, err)
 	}
 	o.log.Debug("start command running", "sandbox", sb.ID, "pid", pid)
-	port, ok := o.cfg.StartCmdPorts[cmd]
-	if !ok || port <= 0 {
+	if !server {
 		return nil
 	}
 	start := time.Now()

@@ -7,11 +7,15 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -193,9 +197,9 @@ func TestCreateRunsStartCmd(t *testing.T) {
 	}
 	c := calls[0]
 	wantAuth := "Basic " + base64.StdEncoding.EncodeToString([]byte("user:"))
-	if c.cmd != "/bin/bash" || !slices.Equal(c.args, []string{"-l", "-c", testStartCmd}) || c.tag != StartCmdTag ||
+	if c.cmd != "/bin/bash" || !slices.Equal(c.args, []string{"-l", "-c", superviseCmd(testStartCmd)}) || c.tag != StartCmdTag ||
 		c.stdin || c.token != sb.AccessToken || c.auth != wantAuth {
-		t.Errorf("Start call = %+v, want bash -l -c %q tagged %q as user with the access token", c, testStartCmd, StartCmdTag)
+		t.Errorf("Start call = %+v, want bash -l -c %q tagged %q as user with the access token", c, superviseCmd(testStartCmd), StartCmdTag)
 	}
 	if c.timeout != "" {
 		t.Errorf("Start carried Connect-Timeout-Ms %s: envd would kill the start command at that deadline", c.timeout)
@@ -271,4 +275,45 @@ func TestCreateStartCmdFailures(t *testing.T) {
 			t.Errorf("no warning event about the silent start command: %+v", evs)
 		}
 	})
+}
+
+// TestSuperviseCmd runs the wrapper in a real shell: a server that exits is
+// started again, and killing the process group ends the loop too.
+func TestSuperviseCmd(t *testing.T) {
+	dir := t.TempDir()
+	runs := filepath.Join(dir, "runs")
+	cmd := exec.Command("/bin/bash", "-c", superviseCmd("echo run >> "+runs+"; exit 3"))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // as envd starts it
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		b, _ := os.ReadFile(runs)
+		if strings.Count(string(b), "run") >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			cmd.Wait()
+			t.Fatalf("the command was not started again: runs=%q", b)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		t.Fatal("the loop outlived a signal to its process group")
+	}
+	if !strings.Contains(stderr.String(), "exited with status 3") {
+		t.Errorf("stderr = %q, want the exit status reported", stderr.String())
+	}
 }

@@ -97,6 +97,18 @@ func NewManager(cfg Config, st store.Store, log *slog.Logger) *Manager {
 	}
 }
 
+// RemoveFiles deletes a template's directory (every rootfs version of it).
+// It only touches directories under the data dir's templates/.
+func (m *Manager) RemoveFiles(t *store.Template) error {
+	dir := filepath.Join(m.templatesDir(), t.ID)
+	if t.ID == "" || filepath.Base(dir) != t.ID || !strings.HasPrefix(t.RootfsDir, dir+string(filepath.Separator)) {
+		return fmt.Errorf("template %s: rootfs %q is not under %s; not removing it", t.ID, t.RootfsDir, dir)
+	}
+	// No templates lock: a build holds it for minutes, and builds only
+	// write their own template's directory.
+	return removeTree(dir)
+}
+
 func (m *Manager) templatesDir() string { return filepath.Join(m.cfg.DataDir, "templates") }
 func (m *Manager) cacheDir() string     { return filepath.Join(m.cfg.DataDir, "cache", "apt") }
 

@@ -477,3 +477,39 @@ func TestOldRecipeIsRebuiltAndPruned(t *testing.T) {
 		t.Errorf("old rootfs %s was not pruned: %v", old, err)
 	}
 }
+
+func TestRemoveFiles(t *testing.T) {
+	m, dataDir := newTestManager(t, openStore(t), &fakePopulate{})
+	dir := filepath.Join(dataDir, "templates", "tplgone")
+	rootfs := filepath.Join(dir, "rootfs-d-12345678")
+	if err := os.MkdirAll(filepath.Join(rootfs, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(rootfs, "etc", "x"), []byte("x"), 0o444); err != nil {
+		t.Fatal(err)
+	}
+	outside := t.TempDir()
+	tests := []struct {
+		name    string
+		tpl     store.Template
+		wantErr bool
+	}{
+		{"rootfs elsewhere", store.Template{ID: "tplgone", RootfsDir: outside}, true},
+		{"id escaping", store.Template{ID: "../tplgone", RootfsDir: rootfs}, true},
+		{"no id", store.Template{RootfsDir: rootfs}, true},
+		{"its own dir", store.Template{ID: "tplgone", RootfsDir: rootfs}, false},
+	}
+	for _, tc := range tests {
+		err := m.RemoveFiles(&tc.tpl)
+		if (err != nil) != tc.wantErr {
+			t.Fatalf("%s: RemoveFiles = %v, want error %v", tc.name, err, tc.wantErr)
+		}
+		_, statErr := os.Stat(dir)
+		if gone := errors.Is(statErr, os.ErrNotExist); gone == tc.wantErr {
+			t.Fatalf("%s: template dir gone = %v after RemoveFiles(%v)", tc.name, gone, err)
+		}
+	}
+	if _, err := os.Stat(outside); err != nil {
+		t.Errorf("directory outside templates/ touched: %v", err)
+	}
+}

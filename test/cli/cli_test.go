@@ -554,7 +554,7 @@ func TestTemplateBuild(t *testing.T) {
 		if !removed {
 			run(t, "template", "rm", name)
 		}
-		// The API deletes only the record; the rootfs is the builder's to remove.
+		// A failed test may leave the files; rm removes them otherwise.
 		if err := os.RemoveAll(filepath.Join(dataDir, "templates", built.TemplateID)); err != nil {
 			t.Errorf("remove template files: %v", err)
 		}
@@ -585,6 +585,9 @@ func TestTemplateBuild(t *testing.T) {
 
 	must(t, 0, "template", "rm", name)
 	removed = true
+	if _, err := os.Stat(filepath.Join(dataDir, "templates", built.TemplateID)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("template files still on disk after rm: %v", err)
+	}
 	if res := must(t, 0, "template", "list", "--json"); strings.Contains(res.stdout, name) {
 		t.Errorf("template list still has %s after rm: %s", name, res.stdout)
 	}

@@ -130,3 +130,31 @@ describe('python with sandbox env vars', () => {
     assert.equal(js.text, 'from create')
   })
 })
+
+describe('interpreter server supervision', () => {
+  let sbx
+  before(async () => {
+    sbx = await createSandbox()
+  })
+  after(() => killQuietly(sbx))
+
+  test('a killed interpreter server is started again', async () => {
+    assert.equal((await sbx.runCode('1 + 1')).text, '2')
+    // The server is the start command's child: kill it, not its supervisor.
+    const killed = await sbx.commands.run("pkill -KILL -f '^/.airlock/envd interpreter'")
+    assert.equal(killed.exitCode, 0)
+    const deadline = Date.now() + 30_000
+    let last
+    for (;;) {
+      try {
+        const ex = await sbx.runCode('2 + 3', { timeoutMs: 10_000 })
+        assert.equal(ex.text, '5')
+        break
+      } catch (err) {
+        last = err
+      }
+      if (Date.now() > deadline) assert.fail(`interpreter did not come back: ${last}`)
+      await new Promise((resolve) => setTimeout(resolve, 200))
+    }
+  })
+})
