@@ -38,7 +38,7 @@ type Config struct {
 	Store        store.Store
 	// Templates, if set, removes a deleted template's files from disk.
 	Templates TemplateFiles
-	Log          *slog.Logger
+	Log       *slog.Logger
 	// Domain is returned to SDKs as the sandbox domain; "" sends null, so
 	// clients fall back to E2B_DOMAIN / E2B_SANDBOX_URL.
 	Domain string
