@@ -140,16 +140,11 @@ func (d *Driver) Kill(ctx context.Context, id string) error {
 // are already gone (crashed container, half-done create).
 func (d *Driver) cleanup(ctx context.Context, id string) error {
 	var errs []error
-	if st, err := d.state(ctx, id); err == nil {
-		if st.Status != "stopped" {
-			if _, err := d.run(ctx, "kill", "--all", id, "KILL"); err != nil && !notExist(err) {
-				d.log.Debug("oci: kill", "id", id, "err", err)
-			}
-			d.waitStopped(ctx, id, 5*time.Second)
-		}
-		if _, err := d.run(ctx, "delete", "--force", id); err != nil && !notExist(err) {
-			errs = append(errs, err)
-		}
+	// One `delete --force` kills whatever still runs (the init is PID 1 of
+	// its pid namespace, so the rest goes with it) and removes the
+	// container: each runtime invocation costs a process start.
+	if _, err := d.run(ctx, "delete", "--force", id); err != nil && !notExist(err) {
+		errs = append(errs, err)
 	}
 	b := d.bundle(id)
 	if err := b.unmountOverlay(); err != nil {
@@ -174,17 +169,6 @@ func (d *Driver) cleanup(ctx context.Context, id string) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-func (d *Driver) waitStopped(ctx context.Context, id string, timeout time.Duration) {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) && ctx.Err() == nil {
-		st, err := d.state(ctx, id)
-		if err != nil || st.Status == "stopped" {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // Info reports one sandbox.
