@@ -13,6 +13,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // Attach creates the sandbox's network: a named netns "airlock-<id>" with lo
@@ -41,27 +42,26 @@ func (m *Manager) Attach(ctx context.Context, id string, p Policy) (*Endpoint, e
 	m.mu.Unlock()
 
 	start := time.Now()
-	ep, err := m.attach(id, p)
+	ep, ns, err := m.attach(id, p)
 	if err != nil {
 		m.mu.Lock()
 		delete(m.endpoints, id)
 		m.mu.Unlock()
 		return nil, err
 	}
-	e.ep = ep
+	e.ep, e.ns = ep, ns
 	m.log.Debug("attached", "sandbox", id, "ip", ep.IP, "took", time.Since(start))
 	cp := *ep
 	return &cp, nil
 }
 
-func (m *Manager) attach(id string, p Policy) (_ *Endpoint, err error) {
+func (m *Manager) attach(id string, p Policy) (_ *Endpoint, _ *os.File, err error) {
 	ip, err := m.ipam.allocate()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ep := &Endpoint{
 		ID:        id,
-		NetNSPath: m.netnsPath(id),
 		IP:        ip,
 		Gateway:   m.gateway,
 		PrefixLen: m.cfg.Subnet.Bits(),
@@ -82,46 +82,55 @@ func (m *Manager) attach(id string, p Policy) (_ *Endpoint, err error) {
 
 	br, err := m.bridgeLink()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	brIndex := br.Attrs().Index
-	err = createNetns(ep.NetNSPath, m.hostNS, func() error { return m.setupInside(ep, br.Attrs().HardwareAddr) })
+	ns, err := newNetns(m.hostNS, func() error { return m.setupInside(ep, br.Attrs().HardwareAddr) })
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	undo = append(undo, func() error { return deleteNetns(ep.NetNSPath) })
+	ep.NetNSPath = netnsFilePath(ns)
+	undo = append(undo, ns.Close)
 	undo = append(undo, func() error { return deleteLink(ep.HostVeth) })
 
 	host, err := netlink.LinkByName(ep.HostVeth)
 	if err != nil {
-		return nil, fmt.Errorf("network: host veth %s: %w", ep.HostVeth, err)
+		return nil, nil, fmt.Errorf("network: host veth %s: %w", ep.HostVeth, err)
 	}
 	// Isolate before joining the bridge so no frame ever crosses unisolated.
 	if err := netlink.LinkSetMasterByIndex(host, brIndex); err != nil {
-		return nil, fmt.Errorf("network: attach %s to %s: %w", ep.HostVeth, m.cfg.Bridge, err)
+		return nil, nil, fmt.Errorf("network: attach %s to %s: %w", ep.HostVeth, m.cfg.Bridge, err)
 	}
 	if err := netlink.LinkSetIsolated(host, true); err != nil {
-		return nil, fmt.Errorf("network: isolate port %s: %w", ep.HostVeth, err)
+		return nil, nil, fmt.Errorf("network: isolate port %s: %w", ep.HostVeth, err)
+	}
+	// The sandbox never ARPs (its gateway entry is pinned), so the bridge
+	// would not learn its MAC before its first reply and would flood the
+	// host's first packets to it out of every port. Say where it is.
+	fdb := &netlink.Neigh{LinkIndex: host.Attrs().Index, Family: unix.AF_BRIDGE, Flags: netlink.NTF_MASTER,
+		State: netlink.NUD_NOARP, HardwareAddr: sandboxMAC(ip)}
+	if err := netlink.NeighSet(fdb); err != nil {
+		return nil, nil, fmt.Errorf("network: bridge fdb entry on %s: %w", ep.HostVeth, err)
 	}
 	if err := netlink.LinkSetAlias(host, vethAlias(id, ip)); err != nil {
-		return nil, fmt.Errorf("network: alias %s: %w", ep.HostVeth, err)
+		return nil, nil, fmt.Errorf("network: alias %s: %w", ep.HostVeth, err)
 	}
 	// Up before the policy exists is safe: the base chains drop traffic from
 	// addresses without an entry in the maps. It gives the kernel's linkwatch
 	// time to put the port into forwarding state while nft is programmed.
 	if err := netlink.LinkSetUp(host); err != nil {
-		return nil, fmt.Errorf("network: bring up %s: %w", ep.HostVeth, err)
+		return nil, nil, fmt.Errorf("network: bring up %s: %w", ep.HostVeth, err)
 	}
 	undo = append(undo, func() error { return m.unpinNeighbour(ip) })
 	if err := pinNeighbour(brIndex, ip, sandboxMAC(ip)); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	undo = append(undo, func() error { return m.removePolicy(id) })
 	if err := m.installPolicy(id, ip, p, ep.HostVeth); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	m.waitForwarding(ep.HostVeth)
-	return ep, nil
+	return ep, ns, nil
 }
 
 // waitForwarding waits until the bridge forwards on port. The bridge enables
@@ -236,6 +245,10 @@ func (m *Manager) Detach(ctx context.Context, id string) error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
+	if ok && e.ns != nil {
+		e.ns.Close()
+		e.ns = nil
+	}
 	if ok {
 		m.mu.Lock()
 		if m.endpoints[id] == e {
@@ -289,18 +302,13 @@ func (m *Manager) Endpoint(id string) (*Endpoint, bool) {
 	return &cp, true
 }
 
-// List discovers endpoints from the host: named netns "airlock-<id>" whose
-// veth is a port of our bridge, or, if the veth is gone, whose eth0 address is
-// in our subnet. A netns with neither is not ours to claim and is skipped.
+// List discovers endpoints from the host: every port of our bridge whose
+// alias names a sandbox and its address (its netns is held by the sandbox's
+// processes), plus named netns "airlock-<id>" left by earlier versions,
+// including orphans whose veth is gone but whose eth0 address is in our
+// subnet (Detach cleans those). A named netns with neither is not ours.
 func (m *Manager) List(ctx context.Context) ([]Endpoint, error) {
-	dirents, err := os.ReadDir(m.cfg.NetnsDir)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, nil
-		}
-		return nil, fmt.Errorf("network: read %s: %w", m.cfg.NetnsDir, err)
-	}
-	links, err := netlink.LinkList()
+	links, err := listLinks()
 	if err != nil {
 		return nil, fmt.Errorf("network: list links: %w", err)
 	}
@@ -308,37 +316,37 @@ func (m *Manager) List(ctx context.Context) ([]Endpoint, error) {
 	if err != nil {
 		return nil, err
 	}
-	ports := map[string]netip.Addr{} // id -> ip, from the aliases of our bridge's ports
+	found := map[string]*Endpoint{}
 	for _, l := range links {
 		a := l.Attrs()
 		if a.MasterIndex != brIndex {
 			continue
 		}
 		if id, ip, ok := parseAlias(a.Alias); ok && a.Name == vethName(id) {
-			ports[id] = ip
+			found[id] = &Endpoint{ID: id, IP: ip, HostVeth: a.Name, Gateway: m.gateway, PrefixLen: m.cfg.Subnet.Bits()}
 		}
 	}
-	var out []Endpoint
+	dirents, err := os.ReadDir(m.cfg.NetnsDir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("network: read %s: %w", m.cfg.NetnsDir, err)
+	}
 	for _, d := range dirents {
 		id, ok := strings.CutPrefix(d.Name(), netnsPrefix)
 		if !ok || validID(id) != nil {
 			continue
 		}
-		ep := Endpoint{
-			ID:        id,
-			NetNSPath: m.netnsPath(id),
-			Gateway:   m.gateway,
-			PrefixLen: m.cfg.Subnet.Bits(),
+		path := m.netnsPath(id)
+		if ep, ok := found[id]; ok {
+			ep.NetNSPath = path
+		} else if ip, err := addrInNetns(path); err == nil && m.cfg.Subnet.Contains(ip) {
+			found[id] = &Endpoint{ID: id, IP: ip, NetNSPath: path, Gateway: m.gateway, PrefixLen: m.cfg.Subnet.Bits()}
 		}
-		if ip, ok := ports[id]; ok {
-			ep.IP, ep.HostVeth = ip, vethName(id)
-		} else if ip, err := addrInNetns(ep.NetNSPath); err == nil && m.cfg.Subnet.Contains(ip) {
-			ep.IP = ip // orphan: veth gone, netns left; Detach cleans it
-		} else {
-			continue
-		}
-		out = append(out, ep)
 	}
+	out := make([]Endpoint, 0, len(found))
+	for _, ep := range found {
+		out = append(out, *ep)
+	}
+	slices.SortFunc(out, func(a, b Endpoint) int { return strings.Compare(a.ID, b.ID) })
 	return out, nil
 }
 
@@ -397,4 +405,15 @@ func validPolicy(p Policy) error {
 		}
 	}
 	return nil
+}
+
+// listLinks dumps the host's links, again if a concurrent change (another
+// sandbox coming or going) interrupted the dump and made it inconsistent.
+func listLinks() ([]netlink.Link, error) {
+	for try := 1; ; try++ {
+		links, err := netlink.LinkList()
+		if !errors.Is(err, netlink.ErrDumpInterrupted) || try == 20 {
+			return links, err
+		}
+	}
 }

@@ -256,7 +256,8 @@ func (m *Manager) removePolicy(id string) error {
 		name := set.Name
 		elems, err := c.GetSetElements(set)
 		if err != nil {
-			if errors.Is(err, unix.ENOENT) {
+			// nftables v0.3.0 formats this error with %v: match the text too.
+			if errors.Is(err, unix.ENOENT) || strings.Contains(err.Error(), unix.ENOENT.Error()) {
 				continue
 			}
 			return fmt.Errorf("network: list nft map %s: %w", name, err)

@@ -182,6 +182,18 @@ func run(t testing.TB, name string, args ...string) string {
 	return string(out)
 }
 
+// dump runs a listing command (ip, bridge), again while a concurrent change
+// elsewhere on the host (other tests' sandboxes) interrupts its dump.
+func dump(t testing.TB, name string, args ...string) string {
+	t.Helper()
+	for try := 1; ; try++ {
+		out := run(t, name, args...)
+		if !strings.Contains(out, "Dump was interrupted") || try == 20 {
+			return out
+		}
+	}
+}
+
 // fakeInternet is a netns standing in for the internet, reached from the host
 // over a veth in the 198.18.0.0/15 benchmark range:
 //
@@ -227,11 +239,11 @@ func noLeaks(t testing.TB, m *Manager, id string, ip netip.Addr) {
 	if _, err := os.Stat(m.netnsPath(id)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("netns file %s still exists (err=%v)", m.netnsPath(id), err)
 	}
-	links := run(t, "ip", "-o", "link", "show")
+	links := dump(t, "ip", "-o", "link", "show")
 	if strings.Contains(links, vethName(id)) {
 		t.Errorf("veth %s still exists", vethName(id))
 	}
-	if neigh := run(t, "ip", "neigh", "show", ip.String(), "dev", m.cfg.Bridge); strings.TrimSpace(neigh) != "" {
+	if neigh := dump(t, "ip", "neigh", "show", ip.String(), "dev", m.cfg.Bridge); strings.TrimSpace(neigh) != "" {
 		t.Errorf("bridge still has a neighbour entry for %s: %s", ip, neigh)
 	}
 	ruleset := run(t, "nft", "list", "ruleset")
@@ -247,11 +259,14 @@ func noLeaks(t testing.TB, m *Manager, id string, ip netip.Addr) {
 // the bridge's for the sandbox and the sandbox's for the gateway.
 func pinnedNeighbours(t testing.TB, m *Manager, ep *Endpoint) {
 	t.Helper()
-	host := run(t, "ip", "neigh", "show", ep.IP.String(), "dev", m.cfg.Bridge)
+	host := dump(t, "ip", "neigh", "show", ep.IP.String(), "dev", m.cfg.Bridge)
 	if want := sandboxMAC(ep.IP).String(); !strings.Contains(host, want) || !strings.Contains(host, "PERMANENT") {
 		t.Errorf("bridge neighbour for %s = %q, want permanent %s", ep.IP, host, want)
 	}
-	inside := run(t, "nsenter", "--net="+ep.NetNSPath, "ip", "neigh", "show", ep.Gateway.String(), "dev", "eth0")
+	if fdb := dump(t, "bridge", "fdb", "show", "dev", ep.HostVeth); !strings.Contains(fdb, sandboxMAC(ep.IP).String()+" master "+m.cfg.Bridge+" static") {
+		t.Errorf("bridge fdb of %s = %q, want a static entry for %s", ep.HostVeth, fdb, sandboxMAC(ep.IP))
+	}
+	inside := dump(t, "nsenter", "--net="+ep.NetNSPath, "ip", "neigh", "show", ep.Gateway.String(), "dev", "eth0")
 	if !strings.Contains(inside, "PERMANENT") {
 		t.Errorf("sandbox neighbour for gateway %s = %q, want permanent", ep.Gateway, inside)
 	}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"os"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -14,6 +16,8 @@ import (
 func TestLifecycle(t *testing.T) {
 	ctx := context.Background()
 	m := newTestManager(t, "altest4", "10.214.4.0/24")
+	netnsFDs := countNetnsFDs(t)
+	nsMounts := countNetnsMounts(t)
 
 	const n = 20
 	eps := make([]*Endpoint, n)
@@ -36,6 +40,11 @@ func TestLifecycle(t *testing.T) {
 		seen[ep.IP] = ep.ID
 		pinnedNeighbours(t, m, ep)
 	}
+	// A netns is held by an open file, not a bind mount: sandboxes must not
+	// grow the host's mount table (every container start copies it).
+	if got := countNetnsMounts(t); got != nsMounts {
+		t.Errorf("host netns mounts went from %d to %d with %d endpoints", nsMounts, got, n)
+	}
 
 	// Simulated restart: a fresh Manager on the same bridge.
 	m2, err := New(ctx, m.cfg, testLogger(t))
@@ -51,9 +60,11 @@ func TestLifecycle(t *testing.T) {
 		t.Fatalf("List after restart: %d endpoints, want %d", len(listed), n)
 	}
 	for _, ep := range eps {
+		want := *ep
+		want.NetNSPath = "" // held by the first manager's file; the sandbox holds it in real life
 		got, ok := m2.Endpoint(ep.ID)
-		if !ok || *got != *ep {
-			t.Errorf("rediscovered %s = %+v, want %+v", ep.ID, got, ep)
+		if !ok || *got != want {
+			t.Errorf("rediscovered %s = %+v, want %+v", ep.ID, got, want)
 		}
 	}
 	fresh, err := m2.Attach(ctx, randomID(t), Policy{})
@@ -88,6 +99,43 @@ func TestLifecycle(t *testing.T) {
 	if listed, _ := m2.List(ctx); len(listed) != 0 {
 		t.Errorf("List after Detach: %v", listed)
 	}
+	// m still holds the files of the endpoints only it attached; its
+	// Detach of each releases them.
+	for _, ep := range eps {
+		if err := m.Detach(ctx, ep.ID); err != nil {
+			t.Errorf("stale Detach %s: %v", ep.ID, err)
+		}
+	}
+	m2.Close() // its own handle on the host netns counts too
+	if got := countNetnsFDs(t); got != netnsFDs {
+		t.Errorf("%d netns files open after Detach, want %d as before", got, netnsFDs)
+	}
+}
+
+// countNetnsFDs counts this process's open files that are network namespaces.
+func countNetnsFDs(t *testing.T) int {
+	t.Helper()
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, fd := range fds {
+		if target, err := os.Readlink("/proc/self/fd/" + fd.Name()); err == nil && strings.HasPrefix(target, "net:[") {
+			n++
+		}
+	}
+	return n
+}
+
+// countNetnsMounts counts the host's nsfs mounts (bind-mounted namespaces).
+func countNetnsMounts(t *testing.T) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Count(string(b), " - nsfs ")
 }
 
 // A failing Attach leaves nothing behind.

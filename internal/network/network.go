@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
 	"sync"
 
 	"github.com/google/nftables"
@@ -37,7 +38,7 @@ var (
 type Config struct {
 	Bridge   string       // default "airlock0"; also names the nftables tables
 	Subnet   netip.Prefix // default 10.213.0.0/16; gateway = first address, on the bridge
-	NetnsDir string       // where named netns are bind-mounted, default /run/netns (ip-netns compatible)
+	NetnsDir string       // where earlier versions bind-mounted named netns (default /run/netns), still cleaned up
 	// AlwaysDenyOut is denied to every sandbox unless its AllowOut names it.
 	// Nil means the default: link-local 169.254.0.0/16 (cloud metadata services).
 	AlwaysDenyOut []netip.Prefix
@@ -53,7 +54,7 @@ type Policy struct {
 // Endpoint is a sandbox's attachment to the network.
 type Endpoint struct {
 	ID        string
-	NetNSPath string // bind-mounted netns to hand to the OCI runtime
+	NetNSPath string // netns to hand to the OCI runtime; "" for endpoints rediscovered after a restart
 	IP        netip.Addr
 	Gateway   netip.Addr
 	PrefixLen int
@@ -79,6 +80,7 @@ type Manager struct {
 type entry struct {
 	mu sync.Mutex
 	ep *Endpoint // nil while Attach is in flight or after a failed one
+	ns *os.File  // the netns, held from Attach to Detach; nil if rediscovered
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -140,9 +142,6 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Manager, error) {
 	}()
 	if m.nft, err = nftables.New(nftables.AsLasting()); err != nil {
 		return nil, fmt.Errorf("network: nftables: %w", err)
-	}
-	if err := ensureNetnsDir(cfg.NetnsDir); err != nil {
-		return nil, err
 	}
 	if err := m.setupBridge(); err != nil {
 		return nil, err

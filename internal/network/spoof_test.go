@@ -23,7 +23,7 @@ func TestAntiSpoofing(t *testing.T) {
 	attacker := attach(t, m, Policy{})
 	victim := attach(t, m, Policy{AllowInternet: true})
 	// The attacker (root in its netns here) adds the victim's address.
-	run(t, "ip", "-n", netnsPrefix+attacker.ID, "addr", "add", victim.IP.String()+"/32", "dev", "eth0")
+	run(t, "nsenter", "--net="+attacker.NetNSPath, "ip", "addr", "add", victim.IP.String()+"/32", "dev", "eth0")
 
 	send := func(nsPath string, src string) {
 		t.Helper()

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/airlock-sandbox/airlock/internal/runtime"
 )
 
@@ -140,9 +142,7 @@ func (d *Driver) Kill(ctx context.Context, id string) error {
 // are already gone (crashed container, half-done create).
 func (d *Driver) cleanup(ctx context.Context, id string) error {
 	var errs []error
-	// One `delete --force` kills whatever still runs (the init is PID 1 of
-	// its pid namespace, so the rest goes with it) and removes the
-	// container: each runtime invocation costs a process start.
+	d.stop(ctx, id)
 	if _, err := d.run(ctx, "delete", "--force", id); err != nil && !notExist(err) {
 		errs = append(errs, err)
 	}
@@ -169,6 +169,38 @@ func (d *Driver) cleanup(ctx context.Context, id string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// stop kills a runc container's init and waits for it to exit, so that the
+// `delete --force` after it finds the container stopped: on a running one,
+// runc's delete sleeps 100 ms before its first look. The init is PID 1 of
+// its pid namespace, so everything else in the sandbox dies with it. The
+// wait uses a pidfd opened before the kill, so a recycled PID cannot fool
+// it. runsc is left to `delete --force`: its init's host PID is the
+// sandbox process, which outlives the container's processes.
+func (d *Driver) stop(ctx context.Context, id string) {
+	if d.cfg.Runtime == RuntimeRunsc {
+		return
+	}
+	pid, err := d.bundle(id).readPid()
+	if err != nil {
+		return
+	}
+	pidfd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return // already gone
+	}
+	defer unix.Close(pidfd)
+	if _, err := d.run(ctx, "kill", id, "KILL"); err != nil {
+		return // not running (or not ours): delete --force sorts it out
+	}
+	fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) && ctx.Err() == nil; {
+		n, err := unix.Poll(fds, 100)
+		if n > 0 || (err != nil && !errors.Is(err, unix.EINTR)) {
+			return
+		}
+	}
 }
 
 // Info reports one sandbox.
