@@ -16,10 +16,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Attach creates the sandbox's network: a named netns "airlock-<id>" with lo
-// up and eth0 (the peer of a veth whose host side is an isolated port of the
-// bridge) holding a subnet address and a default route via the gateway, plus
-// the firewall chains for p. On any error everything done so far is undone.
+// Attach creates the sandbox's network: a netns (held open until Detach,
+// reachable at Endpoint.NetNSPath) with lo up and eth0 (the peer of a veth
+// whose host side is an isolated port of the bridge) holding a subnet
+// address and a default route via the gateway, plus permanent neighbour and
+// bridge FDB entries and the firewall chains for p. On any error everything
+// done so far is undone.
 func (m *Manager) Attach(ctx context.Context, id string, p Policy) (*Endpoint, error) {
 	if err := validID(id); err != nil {
 		return nil, err
