@@ -119,7 +119,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 }
 
 // phaseOrder lists the create phases in the order they happen.
-var phaseOrder = []string{"api", "resolve", "store", "pool", "netns", "runtime", "envd_ready", "envd_init", "record", "total"}
+var phaseOrder = []string{"api", "resolve", "store", "pool", "netns", "rootfs", "runtime", "envd_ready", "envd_init", "record", "total"}
 
 func fmtPhases(p map[string]Summary) string {
 	keys := make([]string, 0, len(p))

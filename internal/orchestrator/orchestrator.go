@@ -348,7 +348,11 @@ func (o *Orchestrator) boot(ctx context.Context, sb *store.Sandbox, tpl *store.T
 	defer ready.Close()
 	spec.ReadyFile = readyW
 	spec.Args = append(spec.Args, "--ready-fd="+strconv.Itoa(runtime.ReadyFD))
-	_, err = o.cfg.Driver.Create(ctx, spec)
+	dctx := ctx
+	if tm != nil {
+		dctx = runtime.WithPhaseMarker(ctx, tm) // the driver splits off "rootfs"
+	}
+	_, err = o.cfg.Driver.Create(dctx, spec)
 	readyW.Close() // the sandbox holds its own copy now
 	if err != nil {
 		return netip.Addr{}, fmt.Errorf("start container: %w", err)

@@ -53,6 +53,10 @@ func (t *Timings) mark(name string) {
 	t.last = now
 }
 
+// MarkPhase records a phase that ended inside the runtime driver
+// (runtime.PhaseMarker).
+func (t *Timings) MarkPhase(name string) { t.mark(name) }
+
 // Add records a phase measured elsewhere (e.g. the API's own overhead).
 func (t *Timings) Add(name string, d time.Duration) {
 	if t == nil {

@@ -103,6 +103,27 @@ type Driver interface {
 	Stats(ctx context.Context, id string) (Stats, error)
 }
 
+// PhaseMarker is told when a phase of a Create ends, so that the caller's
+// per-phase timings can split the driver's work (e.g. "rootfs" from the
+// runtime start that follows it).
+type PhaseMarker interface {
+	MarkPhase(name string)
+}
+
+type phaseKey struct{}
+
+// WithPhaseMarker returns a context that carries m to a driver's Create.
+func WithPhaseMarker(ctx context.Context, m PhaseMarker) context.Context {
+	return context.WithValue(ctx, phaseKey{}, m)
+}
+
+// MarkPhase tells the context's PhaseMarker, if any, that phase name ended.
+func MarkPhase(ctx context.Context, name string) {
+	if m, ok := ctx.Value(phaseKey{}).(PhaseMarker); ok {
+		m.MarkPhase(name)
+	}
+}
+
 // Pauser freezes a sandbox in memory and thaws it again.
 type Pauser interface {
 	Pause(ctx context.Context, id string) error

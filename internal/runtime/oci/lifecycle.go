@@ -49,6 +49,7 @@ func (d *Driver) Create(ctx context.Context, spec runtime.Spec) (info runtime.In
 	if err != nil {
 		return runtime.Info{}, err
 	}
+	runtime.MarkPhase(ctx, "rootfs")
 	log, err := os.OpenFile(b.initLog(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return runtime.Info{}, fmt.Errorf("oci: %w", err)

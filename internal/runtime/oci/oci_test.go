@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -116,10 +117,14 @@ func TestRuncHostView(t *testing.T) {
 		Args:      []string{"/bin/sh", "-c", "echo ok > /tmp/x; exec sleep 1000"},
 		Resources: runtime.Resources{CPUCount: 2, MemoryMB: 256, PidsMax: 100},
 	}
-	if _, err := d.Create(ctx, spec); err != nil {
+	var phases phaseRecorder
+	if _, err := d.Create(runtime.WithPhaseMarker(ctx, &phases), spec); err != nil {
 		t.Fatal(err)
 	}
 	defer d.Kill(ctx, spec.ID)
+	if !slices.Equal(phases, phaseRecorder{"rootfs"}) {
+		t.Errorf("Create marked phases %q, want [rootfs]", phases)
+	}
 
 	upper := filepath.Join(e.cfg.StateDir, spec.ID, "upper", "tmp", "x")
 	waitFor(t, func() bool { b, _ := os.ReadFile(upper); return string(b) == "ok\n" })
@@ -198,3 +203,8 @@ func waitFor(t *testing.T, ok func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// phaseRecorder is a runtime.PhaseMarker that remembers the phase names.
+type phaseRecorder []string
+
+func (p *phaseRecorder) MarkPhase(name string) { *p = append(*p, name) }
