@@ -9,9 +9,9 @@ GOBIN  ?= $(shell go env GOPATH)/bin
 
 all: build
 
+# Static airlock with the small in-sandbox agent (cmd/envd) embedded.
 build:
-	go build -o bin/airlock ./cmd/airlock
-	CGO_ENABLED=0 go build -o bin/envd ./cmd/envd
+	scripts/build.sh bin/airlock
 
 tools:
 	go install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
@@ -34,6 +34,6 @@ lint:
 # on first use). BENCH_FLAGS=--quick for a CI-sized run; add --json for JSON.
 BENCH_FLAGS ?=
 bench:
-	CGO_ENABLED=0 go build -o bin/airlock ./cmd/airlock
+	scripts/build.sh bin/airlock
 	go test -run '^$$' -bench . -benchtime 200x ./internal/bench/
 	bin/airlock bench $(BENCH_FLAGS)

@@ -43,6 +43,5 @@ if ! command -v staticcheck >/dev/null || ! staticcheck -version 2>/dev/null | g
 fi
 
 echo "==> building airlock"
-# Static, because the same binary runs as envd inside every sandbox.
-CGO_ENABLED=0 go build -trimpath -o /usr/local/bin/airlock ./cmd/airlock
+scripts/build.sh /usr/local/bin/airlock
 echo "==> airlock installed at /usr/local/bin/airlock"

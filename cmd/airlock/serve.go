@@ -19,6 +19,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/airlock-sandbox/airlock/internal/agent"
 	"github.com/airlock-sandbox/airlock/internal/api"
 	"github.com/airlock-sandbox/airlock/internal/apikey"
 	"github.com/airlock-sandbox/airlock/internal/gateway"
@@ -95,6 +96,10 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
+	agentBin, err := agentBinary(o.dataDir, self)
+	if err != nil {
+		return fmt.Errorf("install the sandbox agent: %w", err)
+	}
 
 	st, err := sqlite.Open(filepath.Join(o.dataDir, "airlock.db"))
 	if err != nil {
@@ -141,7 +146,7 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 		Network:    net_,
 		Templates:  templates,
 		Log:        log,
-		EnvdBinary: self,
+		EnvdBinary: agentBin,
 		EnvdArgs:   []string{"envd"},
 		PoolSize:   o.pool,
 	})
@@ -226,17 +231,34 @@ func selfBinary() (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("find own executable: %w", err)
 	}
+	return p, checkStatic(p)
+}
+
+// agentBinary is what sandboxes run as envd: the small agent this build
+// embeds, installed under the data dir, or else airlock itself.
+func agentBinary(dataDir, self string) (string, error) {
+	p, err := agent.Install(filepath.Join(dataDir, "bin"))
+	if errors.Is(err, agent.ErrNotEmbedded) {
+		return self, nil
+	}
+	if err != nil {
+		return "", err
+	}
+	return p, checkStatic(p)
+}
+
+func checkStatic(p string) error {
 	f, err := elf.Open(p)
 	if err != nil {
-		return "", fmt.Errorf("inspect %s: %w", p, err)
+		return fmt.Errorf("inspect %s: %w", p, err)
 	}
 	defer f.Close()
 	for _, prog := range f.Progs {
 		if prog.Type == elf.PT_INTERP {
-			return "", fmt.Errorf("%s is dynamically linked; build it with CGO_ENABLED=0 (make build) so it can run inside sandboxes", p)
+			return fmt.Errorf("%s is dynamically linked; build it with CGO_ENABLED=0 (make build) so it can run inside sandboxes", p)
 		}
 	}
-	return p, nil
+	return nil
 }
 
 func dialable(a net.Addr) string {

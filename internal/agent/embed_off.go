@@ -1,0 +1,5 @@
+//go:build !airlock_agent
+
+package agent
+
+var embedded []byte
