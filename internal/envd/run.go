@@ -2,7 +2,6 @@ package envd
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net"
 	"net/http"
@@ -10,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/airlock-sandbox/airlock/internal/httpserve"
 )
 
 const (
@@ -58,22 +59,7 @@ func Run(ctx context.Context, cfg RunConfig, log *slog.Logger) error {
 	// can multiplex streams over one connection.
 	hs.Protocols.SetHTTP1(true)
 	hs.Protocols.SetUnencryptedHTTP2(true)
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
-	log.Info("envd listening", "addr", ln.Addr().String(), "pid", os.Getpid())
-
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	log.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-	defer cancel()
-	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		return err
-	}
-	return nil
+	return httpserve.Run(ctx, hs, ln, shutdownTimeout, "envd", log)
 }
 
 // signalReady writes to and closes the inherited ready descriptor. Closing

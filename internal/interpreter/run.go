@@ -2,12 +2,12 @@ package interpreter
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"time"
+
+	"github.com/airlock-sandbox/airlock/internal/httpserve"
 )
 
 // DefaultAddr is where the code-interpreter server listens in a sandbox.
@@ -44,20 +44,5 @@ func Run(ctx context.Context, addr string, log *slog.Logger) error {
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       idleTimeout,
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
-	log.Info("code interpreter listening", "addr", ln.Addr().String(), "pid", os.Getpid())
-
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	log.Info("code interpreter shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-	defer cancel()
-	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		return err
-	}
-	return nil
+	return httpserve.Run(ctx, hs, ln, shutdownTimeout, "code interpreter", log)
 }
