@@ -90,37 +90,31 @@ func TestLoopbackBaselines(t *testing.T) {
 // The floors the envd round-trip is compared with, as Go benchmarks.
 
 func BenchmarkLoopbackHTTPRoundTrip(b *testing.B) {
-	lb, err := newLoopback()
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer lb.close()
-	ctx := context.Background()
-	for b.Loop() {
-		if err := lb.roundTrip(ctx); err != nil {
-			b.Fatal(err)
-		}
-	}
+	benchLoopback(b, (*loopback).roundTrip)
 }
 
 func BenchmarkLoopbackHTTPExec(b *testing.B) {
+	benchLoopback(b, (*loopback).execRoundTrip)
+}
+
+func BenchmarkHostShellTrue(b *testing.B) {
+	benchLoop(b, hostShell)
+}
+
+// benchLoopback runs op against a fresh loopback server.
+func benchLoopback(b *testing.B, op func(*loopback, context.Context) error) {
 	lb, err := newLoopback()
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer lb.close()
-	ctx := context.Background()
-	for b.Loop() {
-		if err := lb.execRoundTrip(ctx); err != nil {
-			b.Fatal(err)
-		}
-	}
+	benchLoop(b, func(ctx context.Context) error { return op(lb, ctx) })
 }
 
-func BenchmarkHostShellTrue(b *testing.B) {
+func benchLoop(b *testing.B, fn func(context.Context) error) {
 	ctx := context.Background()
 	for b.Loop() {
-		if err := hostShell(ctx); err != nil {
+		if err := fn(ctx); err != nil {
 			b.Fatal(err)
 		}
 	}
