@@ -218,7 +218,7 @@ func TestCreateShapeAndDefaults(t *testing.T) {
 		t.Errorf("envdVersion %v domain %v", m["envdVersion"], m["domain"])
 	}
 	req := fo.created[0]
-	if req.Timeout != 15*time.Second || req.Secure || !req.AllowInternet || !req.PublicTraffic {
+	if req.Timeout != 15*time.Second || !req.Secure || !req.AllowInternet || !req.PublicTraffic {
 		t.Errorf("defaults not applied: %+v", req)
 	}
 	if req.Metadata["m"] != "1" || req.EnvVars["A"] != "1" {

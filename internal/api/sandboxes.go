@@ -166,6 +166,9 @@ func createRequest(b createJSON) (orchestrator.CreateRequest, error) {
 		AllowInternet: true,
 		AutoPause:     b.AutoPause,
 		PublicTraffic: true,
+		// Secure unless asked otherwise, as the SDKs default: a raw API
+		// client that omits the field must not get an open envd.
+		Secure: true,
 	}
 	if req.Template == "" {
 		return req, fmt.Errorf("%w: templateID is required", orchestrator.ErrInvalid)

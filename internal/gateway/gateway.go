@@ -16,10 +16,13 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
+	"path"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/airlock-sandbox/airlock/sdk/wire"
 )
 
 // maxBufferedBody is the largest request body read into memory before
@@ -28,13 +31,16 @@ const maxBufferedBody = 1 << 20
 
 // EnvdPort is envd's port; it is exempt from traffic tokens and its
 // internal routes are not reachable from outside.
-const EnvdPort = 49983
+const EnvdPort = wire.EnvdPort
 
 // Route is where a live sandbox can be reached.
 type Route struct {
 	IP           netip.Addr
 	Running      bool   // false while paused
 	TrafficToken string // required on non-envd ports when set
+	// AccessToken is the envd token of a secured sandbox ("" otherwise);
+	// the gateway requires it on the code interpreter's port.
+	AccessToken string
 }
 
 // Resolver finds live sandboxes; it must be fast (it is on every request).
@@ -46,6 +52,8 @@ type Resolver interface {
 type Gateway struct {
 	resolve  Resolver
 	envdPort int // EnvdPort; tests move it
+	// interpreterPort is the code interpreter's port (wire.InterpreterPort).
+	interpreterPort int
 	domain   string
 	log      *slog.Logger
 	proxy    *httputil.ReverseProxy
@@ -57,7 +65,7 @@ func New(res Resolver, domain string, log *slog.Logger) *Gateway {
 	if log == nil {
 		log = slog.Default()
 	}
-	g := &Gateway{resolve: res, envdPort: EnvdPort, domain: strings.ToLower(domain), log: log.With("component", "gateway")}
+	g := &Gateway{resolve: res, envdPort: EnvdPort, interpreterPort: wire.InterpreterPort, domain: strings.ToLower(domain), log: log.With("component", "gateway")}
 	tr := &http.Transport{
 		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		MaxIdleConns:        1024,
@@ -160,7 +168,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusNotFound, map[string]any{"code": http.StatusNotFound, "message": "not found"})
 			return
 		}
-	} else if rt.TrafficToken != "" {
+	} else if port == g.interpreterPort && rt.AccessToken != "" && !interpreterPublic(r.Method, r.URL.Path) &&
+		subtle.ConstantTimeCompare([]byte(r.Header.Get(wire.HeaderAccessToken)), []byte(rt.AccessToken)) != 1 {
+		writeJSON(w, http.StatusUnauthorized, map[string]any{"code": http.StatusUnauthorized, "message": wire.UnauthorizedMessage})
+		return
+	}
+	if port != g.envdPort && rt.TrafficToken != "" {
 		got := r.Header.Get("E2B-Traffic-Access-Token")
 		if subtle.ConstantTimeCompare([]byte(got), []byte(rt.TrafficToken)) != 1 {
 			writeJSON(w, http.StatusForbidden, map[string]any{"sandboxId": id, "message": "Sandbox is secured with traffic access token. Provide a valid E2B-Traffic-Access-Token header.", "code": http.StatusForbidden})
@@ -187,6 +200,30 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := context.WithValue(r.Context(), targetKey{}, target{id: id, ip: rt.IP, port: port})
 	g.proxy.ServeHTTP(w, r.WithContext(ctx))
+}
+
+// interpreterPublic reports the code interpreter's routes that the official
+// SDKs call without the access token (context management, which cannot run
+// code); everything else on that port, /execute first, needs the token.
+// Paths that are not clean never match, so "/contexts/../execute" needs it too.
+func interpreterPublic(method, p string) bool {
+	if path.Clean(p) != p {
+		return false
+	}
+	switch {
+	case p == "/health":
+		return method == http.MethodGet
+	case p == "/contexts":
+		return method == http.MethodGet || method == http.MethodPost
+	case strings.HasPrefix(p, "/contexts/"):
+		rest := strings.TrimPrefix(p, "/contexts/")
+		id, action, _ := strings.Cut(rest, "/")
+		if id == "" {
+			return false
+		}
+		return (action == "" && method == http.MethodDelete) || (action == "restart" && method == http.MethodPost)
+	}
+	return false
 }
 
 // isInternalEnvdPath lists envd routes only the orchestrator may call.

@@ -153,3 +153,61 @@ func TestStreamsAreFlushed(t *testing.T) {
 		t.Fatalf("second line %q", l)
 	}
 }
+
+// The code interpreter's port runs code, so a secured sandbox's token is
+// required there on everything but the context routes the SDKs call bare.
+func TestInterpreterPortNeedsToken(t *testing.T) {
+	port := freePort(t)
+	backend(t, "127.0.0.1", port, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "ran %s %s", r.Method, r.URL.Path)
+	}))
+	routes := fakeRoutes{
+		"isecure": {IP: netip.MustParseAddr("127.0.0.1"), Running: true, AccessToken: "tok"},
+		"iopen":   {IP: netip.MustParseAddr("127.0.0.1"), Running: true},
+	}
+	gw := New(routes, "", nil)
+	gw.interpreterPort = port
+	srv := httptest.NewServer(gw)
+	defer srv.Close()
+	tests := []struct {
+		id, method, path, token string
+		status                  int
+	}{
+		{"isecure", "POST", "/execute", "", 401},
+		{"isecure", "POST", "/execute", "wrong", 401},
+		{"isecure", "POST", "/execute", "tok", 200},
+		{"isecure", "POST", "/contexts/../execute", "", 401},
+		{"isecure", "POST", "/contexts/x/../../execute", "", 401},
+		{"isecure", "POST", "//execute", "", 401},
+		{"isecure", "GET", "/anything-else", "", 401},
+		{"isecure", "PUT", "/contexts", "", 401},
+		{"isecure", "POST", "/contexts/abc/restart/", "", 401},
+		{"isecure", "GET", "/contexts", "", 200},
+		{"isecure", "POST", "/contexts", "", 200},
+		{"isecure", "DELETE", "/contexts/abc", "", 200},
+		{"isecure", "POST", "/contexts/abc/restart", "", 200},
+		{"isecure", "GET", "/health", "", 200},
+		{"iopen", "POST", "/execute", "", 200},
+	}
+	for _, tc := range tests {
+		req, _ := http.NewRequest(tc.method, srv.URL, nil)
+		req.URL.Path = tc.path // keep it unclean: the point is that the gateway does not clean it
+		req.Header.Set("E2b-Sandbox-Id", tc.id)
+		req.Header.Set("E2b-Sandbox-Port", strconv.Itoa(port))
+		if tc.token != "" {
+			req.Header.Set("X-Access-Token", tc.token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.status {
+			t.Errorf("%s %s %s token=%q: got %d %s, want %d", tc.id, tc.method, tc.path, tc.token, resp.StatusCode, b, tc.status)
+		}
+		if tc.status == 401 && !strings.Contains(string(b), `"code":401`) {
+			t.Errorf("%s %s: 401 body is not E2B JSON: %s", tc.method, tc.path, b)
+		}
+	}
+}

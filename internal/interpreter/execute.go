@@ -125,7 +125,11 @@ func (s *Server) executionEnv(ctx context.Context, c *execContext, token string,
 	c.mu.Unlock()
 	setter, canSet := c.kernel.(envSetter)
 	if !applied {
-		fetched, err := s.fetchEnvs(ctx, token)
+		fetched, ok := ctx.Value(fetchedEnvKey{}).(map[string]string)
+		var err error
+		if !ok {
+			fetched, err = s.fetchEnvs(ctx, token)
+		}
 		if err != nil {
 			level := slog.LevelWarn
 			if c.envWarned {
@@ -169,6 +173,9 @@ func (s *Server) fetchEnvs(ctx context.Context, token string) (map[string]string
 		return nil, fmt.Errorf("envd /envs: %w", err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusUnauthorized {
+		return nil, errUnauthorized
+	}
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("envd /envs: status %s", resp.Status)
 	}

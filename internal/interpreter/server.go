@@ -3,6 +3,7 @@ package interpreter
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -56,6 +57,9 @@ type Server struct {
 	order      []string                // context ids in creation order
 	defaults   map[string]*execContext // per-language default context
 	sandboxEnv map[string]string       // last env fetched from envd
+
+	tokenOK   [sha256.Size]byte // hash of the last token envd accepted
+	tokenTill time.Time         // when that answer goes stale
 }
 
 // execContext is one kernel session. turn serialises executions (a channel
@@ -107,7 +111,9 @@ func NewServer(opts ServerOptions) *Server {
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, "OK") })
-	mux.HandleFunc("POST /execute", s.handleExecute)
+	// /execute runs code, so it needs the sandbox's access token; the context
+	// routes do not run code and the official SDKs call them without one.
+	mux.Handle("POST /execute", s.requireToken(http.HandlerFunc(s.handleExecute)))
 	mux.HandleFunc("POST /contexts", s.handleCreateContext)
 	mux.HandleFunc("GET /contexts", s.handleListContexts)
 	mux.HandleFunc("DELETE /contexts/{id}", s.handleDeleteContext)

@@ -79,7 +79,7 @@ func newTestServer(t *testing.T, opts ServerOptions) *testServer {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
 	if opts.EnvdURL == "" {
-		opts.EnvdURL = "http://127.0.0.1:1" // nothing listens: env fetch fails fast
+		opts.EnvdURL = fakeEnvd(t, "", map[string]string{})
 	}
 	s := NewServer(opts)
 	hs := httptest.NewServer(s.Handler())
@@ -369,5 +369,63 @@ func TestServerContextsCRUD(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 404 {
 		t.Errorf("execute in deleted context = %d", resp.StatusCode)
+	}
+}
+
+// fakeEnvd serves GET /envs like envd: env to callers with the token (any
+// caller when token is "").
+func fakeEnvd(t *testing.T, token string, env map[string]string) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/envs" {
+			http.NotFound(w, r)
+			return
+		}
+		if token != "" && r.Header.Get("X-Access-Token") != token {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		json.NewEncoder(w).Encode(env)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// /execute needs the token envd accepts; the context routes need none,
+// because the official SDKs send none there.
+func TestExecuteNeedsToken(t *testing.T) {
+	ts := newTestServer(t, ServerOptions{EnvdURL: fakeEnvd(t, "tok", map[string]string{}), Factories: fakeFactories(&spanLog{})})
+	for _, tc := range []struct {
+		token  string
+		status int
+	}{{"", 401}, {"wrong", 401}, {"tok", 200}, {"wrong", 401}, {"tok", 200}} {
+		h := http.Header{}
+		if tc.token != "" {
+			h.Set("X-Access-Token", tc.token)
+		}
+		resp := ts.post(t, "/execute", map[string]any{"code": "x"}, h)
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.status {
+			t.Fatalf("token %q: %d %s, want %d", tc.token, resp.StatusCode, b, tc.status)
+		}
+		if tc.status == 401 && !strings.Contains(string(b), `"code":401`) {
+			t.Errorf("401 body: %s", b)
+		}
+		if tc.status == 200 && !strings.Contains(string(b), "end_of_execution") {
+			t.Errorf("execution did not run: %s", b)
+		}
+	}
+	resp := ts.post(t, "/contexts", map[string]any{"language": "python"}, nil)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("POST /contexts without token: %d", resp.StatusCode)
+	}
+
+	down := newTestServer(t, ServerOptions{EnvdURL: "http://127.0.0.1:1", Factories: fakeFactories(&spanLog{})})
+	resp = down.post(t, "/execute", map[string]any{"code": "x"}, http.Header{"X-Access-Token": {"tok"}})
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("envd unreachable: %d, want 503 (never run unchecked)", resp.StatusCode)
 	}
 }

@@ -102,6 +102,7 @@ type entry struct {
 	endAt        time.Time
 	autoPause    bool
 	trafficToken string
+	accessToken  string
 }
 
 // New validates the configuration and builds an orchestrator.
@@ -416,7 +417,7 @@ func (o *Orchestrator) finish(ctx context.Context, id, reason string) {
 func (o *Orchestrator) track(sb *store.Sandbox, ip netip.Addr) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.live[sb.ID] = &entry{ip: ip, state: sb.State, endAt: sb.EndAt, autoPause: sb.AutoPause, trafficToken: sb.TrafficToken}
+	o.live[sb.ID] = &entry{ip: ip, state: sb.State, endAt: sb.EndAt, autoPause: sb.AutoPause, trafficToken: sb.TrafficToken, accessToken: sb.AccessToken}
 }
 
 // Kill stops a sandbox and removes everything it used.
@@ -616,6 +617,7 @@ type Route struct {
 	IP           netip.Addr
 	Running      bool
 	TrafficToken string
+	AccessToken  string
 }
 
 // Route looks up a live sandbox without touching the store.
@@ -626,7 +628,7 @@ func (o *Orchestrator) Route(id string) (Route, bool) {
 	if !ok {
 		return Route{}, false
 	}
-	return Route{IP: e.ip, Running: e.state == store.StateRunning, TrafficToken: e.trafficToken}, true
+	return Route{IP: e.ip, Running: e.state == store.StateRunning, TrafficToken: e.trafficToken, AccessToken: e.accessToken}, true
 }
 
 // Stats samples a live sandbox's resource usage.
