@@ -22,8 +22,8 @@ unformatted=$(gofmt -l $(git ls-files '*.go'))
 go vet ./...
 staticcheck ./...
 
-echo "==> go unit tests"
-AIRLOCK_TEST_RUNSC=1 go test -count=1 -p 2 -timeout 30m ./internal/... ./cmd/...
+echo "==> go unit tests (with the race detector; fuzz targets run their seed corpora)"
+AIRLOCK_TEST_RUNSC=1 go test -race -count=1 -p 2 -timeout 30m ./internal/... ./cmd/...
 
 stop_server() {
   if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
@@ -48,6 +48,8 @@ start_server() { # runtime
 mkdir -p "$DATA_DIR"
 start_server runc
 export E2B_API_KEY=$(airlock keys create --data-dir "$DATA_DIR" --name test)
+# A key of a second team, for the cross-team tests.
+export E2B_API_KEY_OTHER_TEAM=$(airlock keys create --data-dir "$DATA_DIR" --team other --name test-other)
 export E2B_API_URL=http://$ADDR E2B_SANDBOX_URL=http://$ADDR
 
 echo "==> e2b compatibility suite (runc)"

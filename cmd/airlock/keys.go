@@ -9,7 +9,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/airlock-sandbox/airlock/internal/apikey"
+	"github.com/airlock-sandbox/airlock/internal/store"
 	"github.com/airlock-sandbox/airlock/internal/store/sqlite"
+	"github.com/airlock-sandbox/airlock/internal/tenancy"
 )
 
 func newKeysCmd() *cobra.Command {
@@ -20,11 +22,19 @@ func newKeysCmd() *cobra.Command {
 	}
 	cmd.PersistentFlags().StringVar(&dataDir, "data-dir", envOr("AIRLOCK_DATA_DIR", "/var/lib/airlock"), "data directory (env AIRLOCK_DATA_DIR)")
 
-	var name string
+	var (
+		name, team string
+		admin      bool
+	)
 	create := &cobra.Command{
-		Use:     "create",
-		Short:   "Create an API key and print it (only the key, on stdout)",
-		Example: "  export E2B_API_KEY=$(airlock keys create --name ci)",
+		Use:   "create",
+		Short: "Create an API key and print it (only the key, on stdout)",
+		Long: `Create an API key and print it (only the key, on stdout).
+
+A key belongs to one team and sees only that team's sandboxes and templates.
+The team is created if it does not exist. --admin keys may also use the
+operator-only /admin routes.`,
+		Example: "  export E2B_API_KEY=$(airlock keys create --name ci)\n  airlock keys create --team acme --name agent",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			st, err := sqlite.Open(filepath.Join(dataDir, "airlock.db"))
@@ -32,7 +42,11 @@ func newKeysCmd() *cobra.Command {
 				return err
 			}
 			defer st.Close()
-			key, _, err := apikey.Create(cmd.Context(), st, name)
+			t, err := tenancy.EnsureTeam(cmd.Context(), st, team)
+			if err != nil {
+				return err
+			}
+			key, _, err := apikey.Create(cmd.Context(), st, apikey.Options{Name: name, TeamID: t.ID, Admin: admin})
 			if err != nil {
 				return err
 			}
@@ -41,6 +55,8 @@ func newKeysCmd() *cobra.Command {
 		},
 	}
 	create.Flags().StringVar(&name, "name", "", "a label for the key")
+	create.Flags().StringVar(&team, "team", store.DefaultTeamID, "the team the key belongs to (created if missing)")
+	create.Flags().BoolVar(&admin, "admin", false, "allow the operator-only /admin routes")
 
 	var asJSON bool
 	list := &cobra.Command{
@@ -57,27 +73,43 @@ func newKeysCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			teams, err := st.ListTeams(cmd.Context())
+			if err != nil {
+				return err
+			}
+			names := map[string]string{}
+			for _, t := range teams {
+				names[t.ID] = t.Name
+			}
+			teamName := func(id string) string {
+				if n, ok := names[id]; ok {
+					return n
+				}
+				return id
+			}
 			if asJSON {
 				type row struct {
-					ID, Name, Mask, CreatedAt string
-					Revoked                   bool
+					ID, Name, Team, Mask, CreatedAt string
+					Admin, Revoked                  bool
 				}
 				out := []row{}
 				for _, k := range keys {
-					out = append(out, row{k.ID, k.Name, k.Mask, k.CreatedAt.Format("2006-01-02T15:04:05Z07:00"), k.Revoked})
+					out = append(out, row{k.ID, k.Name, teamName(k.TeamID), k.Mask, k.CreatedAt.Format("2006-01-02T15:04:05Z07:00"), k.Admin, k.Revoked})
 				}
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")
 				return enc.Encode(out)
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tNAME\tKEY\tCREATED\tSTATUS")
+			fmt.Fprintln(tw, "ID\tNAME\tTEAM\tKEY\tCREATED\tSTATUS")
 			for _, k := range keys {
 				status := "active"
 				if k.Revoked {
 					status = "revoked"
+				} else if k.Admin {
+					status = "active, admin"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.ID, k.Name, k.Mask, k.CreatedAt.Format("2006-01-02 15:04"), status)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Name, teamName(k.TeamID), k.Mask, k.CreatedAt.Format("2006-01-02 15:04"), status)
 			}
 			return tw.Flush()
 		},

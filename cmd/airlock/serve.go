@@ -28,6 +28,7 @@ import (
 	"github.com/airlock-sandbox/airlock/internal/runtime/oci"
 	"github.com/airlock-sandbox/airlock/internal/store/sqlite"
 	"github.com/airlock-sandbox/airlock/internal/template"
+	"github.com/airlock-sandbox/airlock/internal/tenancy"
 )
 
 type serveOptions struct {
@@ -41,6 +42,9 @@ type serveOptions struct {
 	tlsKey  string
 	verbose bool
 	pool    int
+
+	limits          tenancy.Limits
+	pausedRetention time.Duration
 }
 
 func newServeCmd() *cobra.Command {
@@ -71,6 +75,11 @@ API key. Sandboxes keep running across a restart of the server.`,
 	f.StringVar(&o.tlsKey, "tls-key", envOr("AIRLOCK_TLS_KEY", ""), "private key for --tls-cert (env AIRLOCK_TLS_KEY)")
 	f.BoolVar(&o.verbose, "verbose", false, "debug logging")
 	f.IntVar(&o.pool, "pool-size", envInt("AIRLOCK_POOL_SIZE", 0), "warm pool: booted sandboxes kept ready per default template; 0 disables it (env AIRLOCK_POOL_SIZE)")
+	f.IntVar(&o.limits.MaxSandboxes, "team-max-sandboxes", envInt("AIRLOCK_TEAM_MAX_SANDBOXES", 100), "running sandboxes per team at once; 0 for no limit (env AIRLOCK_TEAM_MAX_SANDBOXES)")
+	f.IntVar(&o.limits.MaxMemoryMB, "team-max-memory-mb", envInt("AIRLOCK_TEAM_MAX_MEMORY_MB", 0), "memory of a team's running sandboxes together, in MiB; 0 for no limit (env AIRLOCK_TEAM_MAX_MEMORY_MB)")
+	f.Float64Var(&o.limits.CreatesPerSecond, "team-creates-per-second", envFloat("AIRLOCK_TEAM_CREATES_PER_SECOND", 10), "sustained sandbox creates per second per team; 0 for no limit (env AIRLOCK_TEAM_CREATES_PER_SECOND)")
+	f.IntVar(&o.limits.CreateBurst, "team-create-burst", envInt("AIRLOCK_TEAM_CREATE_BURST", 20), "creates a team may make at once above that rate (env AIRLOCK_TEAM_CREATE_BURST)")
+	f.DurationVar(&o.pausedRetention, "paused-retention", envDuration("AIRLOCK_PAUSED_RETENTION", 30*24*time.Hour), "how long a paused sandbox is kept before it is killed; 0 keeps it (env AIRLOCK_PAUSED_RETENTION)")
 	return cmd
 }
 
@@ -112,11 +121,12 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 		return fmt.Errorf("list API keys: %w", err)
 	}
 	if len(keys) == 0 {
-		key, _, err := apikey.Create(ctx, st, "default")
+		// The operator's key: team "default", allowed the /admin routes.
+		key, _, err := apikey.Create(ctx, st, apikey.Options{Name: "default", Admin: true})
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "\nYour API key (shown once; create more with `airlock keys create`):\n\n    E2B_API_KEY=%s\n\n", key)
+		fmt.Fprintf(stdout, "\nYour API key (team default, admin; shown once; create more with `airlock keys create --team NAME`):\n\n    E2B_API_KEY=%s\n\n", key)
 	}
 
 	templates := template.NewManager(template.Config{DataDir: o.dataDir}, st, log)
@@ -149,6 +159,9 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 		EnvdBinary: agentBin,
 		EnvdArgs:   []string{"envd"},
 		PoolSize:   o.pool,
+
+		Limits:          tenancy.NewLimiter(o.limits),
+		PausedRetention: o.pausedRetention,
 	})
 	if err != nil {
 		return err
@@ -161,10 +174,16 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 	gw := gateway.New(routes{orch}, o.domain, log)
 	apiSrv := api.New(api.Config{Orchestrator: orch, Store: st, Templates: templates, Log: log, Domain: o.domain})
 	hs := &http.Server{
-		Handler:           gw.Split(apiSrv),
-		ReadHeaderTimeout: 30 * time.Second,
+		Handler: gw.Split(apiSrv),
+		// Slow clients: headers must arrive within 10 s (the API also bounds
+		// body reads per route); idle keep-alive connections close after the
+		// SDKs' longest keepalive interval. No whole-request read/write
+		// timeouts: envd streams and big transfers are long-lived.
+		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       620 * time.Second,
-		// No read/write timeouts: envd streams and big transfers are long-lived.
+		// The API and gateway answer 431 above 64 KiB themselves, with E2B's
+		// error body; this is the hard stop before any handler runs.
+		MaxHeaderBytes: 256 << 10,
 	}
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
@@ -194,6 +213,22 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 		log.Warn("graceful shutdown incomplete", "err", err)
 	}
 	return nil
+}
+
+// envFloat returns the numeric environment variable's value or def.
+func envFloat(name string, def float64) float64 {
+	if v, err := strconv.ParseFloat(envOr(name, ""), 64); err == nil {
+		return v
+	}
+	return def
+}
+
+// envDuration returns the duration environment variable's value or def.
+func envDuration(name string, def time.Duration) time.Duration {
+	if v, err := time.ParseDuration(envOr(name, "")); err == nil {
+		return v
+	}
+	return def
 }
 
 // envInt returns the integer environment variable's value or def.

@@ -9,8 +9,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/airlock-sandbox/airlock/internal/store"
 	"github.com/airlock-sandbox/airlock/internal/store/sqlite"
 	"github.com/airlock-sandbox/airlock/internal/template"
+	"github.com/airlock-sandbox/airlock/internal/tenancy"
 )
 
 const templateBuildLong = `Build a template from an existing ready one: copy its rootfs, run each --run
@@ -45,7 +47,8 @@ func newTemplateBuildCmd(f *clientFlags) *cobra.Command {
 		from, startCmd string
 		runs           []string
 		cpu, memoryMB  int
-		dataDir        string
+		dataDir, team  string
+		public         bool
 	)
 	cmd := &cobra.Command{
 		Use:     "build NAME --from TEMPLATE [--run CMD]...",
@@ -70,7 +73,11 @@ func newTemplateBuildCmd(f *clientFlags) *cobra.Command {
 			defer st.Close()
 			log := slog.New(slog.NewTextHandler(errOf(cmd), &slog.HandlerOptions{Level: slog.LevelWarn}))
 			m := template.NewManager(template.Config{DataDir: dataDir}, st, log)
-			opts := template.DeriveOptions{Name: args[0], From: from, Run: runs, CPUCount: cpu, MemoryMB: memoryMB}
+			owner, err := tenancy.EnsureTeam(cmd.Context(), st, team)
+			if err != nil {
+				return usageErr(err)
+			}
+			opts := template.DeriveOptions{Name: args[0], From: from, Run: runs, CPUCount: cpu, MemoryMB: memoryMB, TeamID: owner.ID, Public: public}
 			if cmd.Flags().Changed("start-cmd") {
 				opts.StartCmd = &startCmd
 			}
@@ -100,6 +107,8 @@ func newTemplateBuildCmd(f *clientFlags) *cobra.Command {
 	fl.StringVar(&startCmd, "start-cmd", "", "command envd starts in every new sandbox (default: the source's)")
 	fl.IntVar(&cpu, "cpu", 0, "default vCPUs of its sandboxes (default: the source's)")
 	fl.IntVar(&memoryMB, "memory-mb", 0, "default memory of its sandboxes in MiB (default: the source's)")
+	fl.StringVar(&team, "team", store.DefaultTeamID, "the team that owns the template (only its keys see it)")
+	fl.BoolVar(&public, "public", false, "let every team create sandboxes from it")
 	fl.StringVar(&dataDir, "data-dir", envOr("AIRLOCK_DATA_DIR", "/var/lib/airlock"), "the server's data directory (env AIRLOCK_DATA_DIR)")
 	return cmd
 }

@@ -9,13 +9,17 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/airlock-sandbox/airlock/internal/apikey"
+	"github.com/airlock-sandbox/airlock/internal/httplimit"
 	"github.com/airlock-sandbox/airlock/internal/orchestrator"
 	"github.com/airlock-sandbox/airlock/internal/runtime"
 	"github.com/airlock-sandbox/airlock/internal/store"
+	"github.com/airlock-sandbox/airlock/internal/tenancy"
+	"github.com/airlock-sandbox/airlock/sdk/wire"
 )
 
 // Orchestrator is what the API needs from the lifecycle layer.
@@ -30,6 +34,8 @@ type Orchestrator interface {
 	Pause(ctx context.Context, id string) error
 	Stats(ctx context.Context, id string) (*store.Sandbox, runtime.Stats, error)
 	Events(ctx context.Context, id string, since time.Time, limit int) ([]store.Event, error)
+	// Owner returns the team of a recorded sandbox (killed ones too).
+	Owner(ctx context.Context, id string) (string, error)
 }
 
 // Config wires the API's dependencies.
@@ -42,6 +48,9 @@ type Config struct {
 	// Domain is returned to SDKs as the sandbox domain; "" sends null, so
 	// clients fall back to E2B_DOMAIN / E2B_SANDBOX_URL.
 	Domain string
+	// BodyReadTimeout bounds how long a client may take to send a request
+	// body; slower ones get 408 (default 30 s).
+	BodyReadTimeout time.Duration
 }
 
 // TemplateFiles removes what a template has on disk.
@@ -54,6 +63,9 @@ type Server struct {
 	cfg Config
 	log *slog.Logger
 	mux *http.ServeMux
+	// handler is mux behind the header limit, with E2B error bodies on
+	// ServeMux's own 404 and 405 answers.
+	handler http.Handler
 }
 
 // New builds the control API.
@@ -61,57 +73,155 @@ func New(cfg Config) *Server {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
+	if cfg.BodyReadTimeout <= 0 {
+		cfg.BodyReadTimeout = defaultBodyReadTimeout
+	}
 	s := &Server{cfg: cfg, log: cfg.Log.With("component", "api"), mux: http.NewServeMux()}
 	s.routes()
+	s.handler = httplimit.Headers(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mux.ServeHTTP(&errorBodyWriter{ResponseWriter: w}, r)
+	}))
 	return s
 }
 
+// access is who may call a route.
+type access int
+
+const (
+	open  access = iota // anyone (health)
+	team                // any valid API key; the caller's team is in the context
+	owner               // a valid key of the team that owns the {id} sandbox
+	admin               // an admin key (operator-only routes)
+)
+
+// Body limits per route; larger bodies get 413.
+const (
+	noBody    = 4 << 10  // routes that read none; tolerate a stray "{}"
+	smallBody = 64 << 10 // {"timeout": n} and friends
+	createMax = 1 << 20  // a create with metadata and env vars
+)
+
+// defaultBodyReadTimeout bounds how long a client may take to send a
+// request body (Config.BodyReadTimeout).
+const defaultBodyReadTimeout = 30 * time.Second
+
+// route is one line of the route table: every route states who may call it
+// and how large a body it takes, so neither can be forgotten.
+type route struct {
+	pattern string
+	access  access
+	maxBody int64
+	h       http.HandlerFunc
+}
+
 func (s *Server) routes() {
-	m := s.mux
-	m.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) })
+	for _, rt := range s.table() {
+		s.mux.Handle(rt.pattern, s.guard(rt))
+	}
+}
 
-	m.Handle("POST /sandboxes", s.auth(s.createSandbox))
-	m.Handle("GET /sandboxes", s.auth(s.listSandboxesV1))
-	m.Handle("GET /v2/sandboxes", s.auth(s.listSandboxesV2))
-	m.Handle("GET /sandboxes/{id}", s.auth(s.getSandbox))
-	m.Handle("DELETE /sandboxes/{id}", s.auth(s.killSandbox))
-	m.Handle("POST /sandboxes/{id}/timeout", s.auth(s.setTimeout))
-	m.Handle("POST /sandboxes/{id}/refreshes", s.auth(s.refresh))
-	m.Handle("POST /sandboxes/{id}/connect", s.auth(s.connect))
-	m.Handle("POST /sandboxes/{id}/resume", s.auth(s.resume))
-	m.Handle("POST /sandboxes/{id}/pause", s.auth(s.pause))
-	m.Handle("GET /sandboxes/{id}/metrics", s.auth(s.metrics))
-	m.Handle("GET /sandboxes/{id}/logs", s.auth(s.logs))
+// table is every route of the control API.
+func (s *Server) table() []route {
+	return []route{
+		{"GET /health", open, noBody, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) }},
 
-	m.Handle("GET /templates", s.auth(s.listTemplates))
-	m.Handle("GET /templates/aliases/{alias}", s.auth(s.templateAlias))
-	m.Handle("DELETE /templates/{id}", s.auth(s.deleteTemplate))
+		{"POST /sandboxes", team, createMax, s.createSandbox},
+		{"GET /sandboxes", team, noBody, s.listSandboxesV1},
+		{"GET /v2/sandboxes", team, noBody, s.listSandboxesV2},
+		{"GET /sandboxes/{id}", owner, noBody, s.getSandbox},
+		{"DELETE /sandboxes/{id}", owner, noBody, s.killSandbox},
+		{"POST /sandboxes/{id}/timeout", owner, smallBody, s.setTimeout},
+		{"POST /sandboxes/{id}/refreshes", owner, smallBody, s.refresh},
+		{"POST /sandboxes/{id}/connect", owner, smallBody, s.connect},
+		{"POST /sandboxes/{id}/resume", owner, smallBody, s.resume},
+		{"POST /sandboxes/{id}/pause", owner, smallBody, s.pause},
+		{"GET /sandboxes/{id}/metrics", owner, noBody, s.metrics},
+		{"GET /sandboxes/{id}/logs", owner, noBody, s.logs},
+
+		{"GET /templates", team, noBody, s.listTemplates},
+		{"GET /templates/aliases/{alias}", team, noBody, s.templateAlias},
+		{"DELETE /templates/{id}", team, noBody, s.deleteTemplate},
+
+		{"GET /admin/teams", admin, noBody, s.adminTeams},
+		{"GET /admin/sandboxes", admin, noBody, s.adminSandboxes},
+		{"DELETE /admin/sandboxes/{id}", admin, noBody, s.killSandbox},
+	}
 }
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	// Wrap so that ServeMux's own 404 and 405 answers carry the E2B error body.
-	s.mux.ServeHTTP(&errorBodyWriter{ResponseWriter: w}, r)
+	s.handler.ServeHTTP(w, r)
 }
 
-// auth requires a valid X-API-KEY header.
-func (s *Server) auth(h http.HandlerFunc) http.Handler {
+// guard applies a route's body limit and access rule before its handler.
+func (s *Server) guard(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		key := r.Header.Get("X-API-Key")
-		if key == "" {
-			writeError(w, http.StatusUnauthorized, "missing API key: set the X-API-KEY header")
+		if r.ContentLength > rt.maxBody {
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes", rt.maxBody))
 			return
 		}
-		if _, err := apikey.Check(r.Context(), s.cfg.Store, key); err != nil {
-			if errors.Is(err, apikey.ErrInvalid) {
-				writeError(w, http.StatusUnauthorized, "invalid API key")
+		r.Body = http.MaxBytesReader(w, r.Body, rt.maxBody)
+		if rt.maxBody > noBody {
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.cfg.BodyReadTimeout))
+		}
+		if rt.access == open {
+			rt.h(w, r)
+			return
+		}
+		k, ok := s.authenticate(w, r)
+		if !ok {
+			return
+		}
+		switch rt.access {
+		case admin:
+			if !k.Admin {
+				writeError(w, http.StatusForbidden, "this route needs an admin API key (airlock keys create --admin)")
 				return
 			}
-			s.fail(w, r, err)
-			return
+		case owner:
+			id := r.PathValue("id")
+			teamID, err := s.cfg.Orchestrator.Owner(r.Context(), id)
+			if err != nil {
+				s.fail(w, r, err)
+				return
+			}
+			if teamID != k.TeamID {
+				// As E2B: another team's sandbox does not exist for you.
+				s.fail(w, r, fmt.Errorf("%w: %s", orchestrator.ErrNotFound, id))
+				return
+			}
 		}
-		h(w, r)
+		rt.h(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, k)))
 	})
+}
+
+// authenticate checks the X-API-KEY header; on failure it has answered.
+func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (*store.APIKey, bool) {
+	key := r.Header.Get(wire.HeaderAPIKey)
+	if key == "" {
+		writeError(w, http.StatusUnauthorized, "missing API key: set the X-API-KEY header")
+		return nil, false
+	}
+	k, err := apikey.Check(r.Context(), s.cfg.Store, key)
+	if err != nil {
+		if errors.Is(err, apikey.ErrInvalid) {
+			writeError(w, http.StatusUnauthorized, "invalid API key")
+			return nil, false
+		}
+		s.fail(w, r, err)
+		return nil, false
+	}
+	return k, true
+}
+
+type callerKey struct{}
+
+// callerTeam is the team of the key that made the request.
+func callerTeam(r *http.Request) string {
+	if k, ok := r.Context().Value(callerKey{}).(*store.APIKey); ok {
+		return k.TeamID
+	}
+	return ""
 }
 
 // errBody is E2B's error body; both fields are required by the SDKs.
@@ -145,6 +255,14 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		status = http.StatusConflict
 	case errors.Is(err, orchestrator.ErrCapacity):
 		status = http.StatusServiceUnavailable
+	case errors.Is(err, tenancy.ErrLimitExceeded):
+		status = http.StatusTooManyRequests
+	case errors.Is(err, errTooLarge):
+		status = http.StatusRequestEntityTooLarge
+	case errors.Is(err, errSlowBody):
+		status = http.StatusRequestTimeout
+	case errors.Is(err, errForbidden):
+		status = http.StatusForbidden
 	case errors.Is(err, runtime.ErrNotSupported):
 		status = http.StatusNotImplemented
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
@@ -156,11 +274,24 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	writeError(w, status, err.Error())
 }
 
-// decode reads a JSON body; unknown fields are ignored as the SDKs send extras.
+var (
+	errSlowBody  = errors.New("request body not received in time")
+	errTooLarge  = errors.New("request body too large")
+	errForbidden = errors.New("forbidden")
+)
+
+// decode reads a JSON body (already bounded by the route's limit); unknown
+// fields are ignored as the SDKs send extras.
 func decode(r *http.Request, v any) error {
-	r.Body = http.MaxBytesReader(nil, r.Body, 1<<20)
 	dec := json.NewDecoder(r.Body)
 	if err := dec.Decode(v); err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return fmt.Errorf("%w: the limit is %d bytes", errTooLarge, tooLarge.Limit)
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return errSlowBody
+		}
 		return fmt.Errorf("%w: malformed JSON body: %v", orchestrator.ErrInvalid, err)
 	}
 	return nil

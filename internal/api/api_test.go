@@ -32,7 +32,7 @@ func (f *fakeOrch) Create(_ context.Context, req orchestrator.CreateRequest) (*s
 		return nil, fmt.Errorf("%w: %q", orchestrator.ErrTemplateNotFound, req.Template)
 	}
 	f.created = append(f.created, req)
-	sb := &store.Sandbox{ID: "inew000000000000000a", TemplateID: "tplbase", Alias: "base", State: store.StateRunning, AccessToken: "tok"}
+	sb := &store.Sandbox{ID: "inew000000000000000a", TeamID: req.Team, TemplateID: "tplbase", Alias: "base", State: store.StateRunning, AccessToken: "tok"}
 	return sb, nil
 }
 
@@ -44,6 +44,13 @@ func (f *fakeOrch) get(id string) (*store.Sandbox, error) {
 }
 
 func (f *fakeOrch) Kill(_ context.Context, id string) error { _, err := f.get(id); return err }
+func (f *fakeOrch) Owner(_ context.Context, id string) (string, error) {
+	sb, err := f.get(id)
+	if err != nil {
+		return "", err
+	}
+	return sb.TeamID, nil
+}
 func (f *fakeOrch) Get(_ context.Context, id string) (*store.Sandbox, error) {
 	return f.get(id)
 }
@@ -51,7 +58,9 @@ func (f *fakeOrch) List(_ context.Context, fl store.SandboxFilter) ([]*store.San
 	f.filter = fl
 	var out []*store.Sandbox
 	for _, sb := range f.boxes {
-		out = append(out, sb)
+		if fl.TeamID == "" || sb.TeamID == fl.TeamID {
+			out = append(out, sb)
+		}
 	}
 	return out, &store.Cursor{StartedAt: time.Unix(100, 5).UTC(), ID: "inext"}, nil
 }
@@ -91,21 +100,21 @@ func (f *fakeOrch) Events(_ context.Context, id string, _ time.Time, _ int) ([]s
 	return []store.Event{{SandboxID: id, Time: time.Unix(1, 0).UTC(), Level: "info", Message: "hello"}}, nil
 }
 
-func newTestAPI(t *testing.T) (*httptest.Server, *fakeOrch, string) {
+func newTestAPI(t testing.TB) (*httptest.Server, *fakeOrch, string) {
 	t.Helper()
 	st, err := sqlite.Open(filepath.Join(t.TempDir(), "a.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	key, _, err := apikey.Create(context.Background(), st, "test")
+	key, _, err := apikey.Create(context.Background(), st, apikey.Options{Name: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	now := time.Now().UTC()
 	fo := &fakeOrch{boxes: map[string]*store.Sandbox{
-		"irunning": {ID: "irunning", TemplateID: "tplbase", State: store.StateRunning, StartedAt: now, EndAt: now.Add(time.Minute), CPUCount: 2, MemoryMB: 512, Metadata: map[string]string{"a": "b"}},
-		"ipaused":  {ID: "ipaused", TemplateID: "tplbase", State: store.StatePausing, StartedAt: now, EndAt: now},
+		"irunning": {ID: "irunning", TeamID: store.DefaultTeamID, TemplateID: "tplbase", State: store.StateRunning, StartedAt: now, EndAt: now.Add(time.Minute), CPUCount: 2, MemoryMB: 512, Metadata: map[string]string{"a": "b"}},
+		"ipaused":  {ID: "ipaused", TeamID: store.DefaultTeamID, TemplateID: "tplbase", State: store.StatePausing, StartedAt: now, EndAt: now},
 	}}
 	srv := httptest.NewServer(New(Config{Orchestrator: fo, Store: st}))
 	t.Cleanup(srv.Close)

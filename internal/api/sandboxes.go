@@ -141,6 +141,7 @@ func (s *Server) createSandbox(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	req.Team = callerTeam(r)
 	tm := &orchestrator.Timings{}
 	sb, err := s.cfg.Orchestrator.Create(orchestrator.WithTimings(r.Context(), tm), req)
 	if err != nil {
@@ -200,12 +201,49 @@ func createRequest(b createJSON) (orchestrator.CreateRequest, error) {
 			return req, err
 		}
 	}
+	if err := checkMap("metadata", b.Metadata, maxMetadata, maxMetadataKey, maxMetadataValue); err != nil {
+		return req, err
+	}
+	if err := checkMap("envVars", b.EnvVars, maxEnvVars, maxEnvKey, maxEnvValue); err != nil {
+		return req, err
+	}
 	for k := range b.EnvVars {
 		if k == "" || strings.ContainsAny(k, "=\x00") {
 			return req, fmt.Errorf("%w: invalid environment variable name %q", orchestrator.ErrInvalid, k)
 		}
 	}
+	for _, v := range b.EnvVars {
+		if strings.ContainsRune(v, 0) {
+			return req, fmt.Errorf("%w: environment variable values must not contain NUL bytes", orchestrator.ErrInvalid)
+		}
+	}
 	return req, nil
+}
+
+// Bounds of metadata and env vars: they are stored, listed and copied into
+// every process, so a create cannot carry unbounded amounts of them.
+const (
+	maxMetadata      = 64
+	maxMetadataKey   = 256
+	maxMetadataValue = 4 << 10
+	maxEnvVars       = 256
+	maxEnvKey        = 256
+	maxEnvValue      = 32 << 10
+)
+
+func checkMap(field string, m map[string]string, maxN, maxKey, maxValue int) error {
+	if len(m) > maxN {
+		return fmt.Errorf("%w: %s has %d entries; at most %d are allowed", orchestrator.ErrInvalid, field, len(m), maxN)
+	}
+	for k, v := range m {
+		if len(k) > maxKey {
+			return fmt.Errorf("%w: %s key %.32q… is longer than %d bytes", orchestrator.ErrInvalid, field, k, maxKey)
+		}
+		if len(v) > maxValue {
+			return fmt.Errorf("%w: %s value of %.32q is longer than %d bytes", orchestrator.ErrInvalid, field, k, maxValue)
+		}
+	}
+	return nil
 }
 
 // parsePrefixes accepts IPs and CIDRs. Domain rules need an egress proxy,
@@ -363,7 +401,7 @@ func (s *Server) pause(w http.ResponseWriter, r *http.Request) {
 
 // listSandboxesV1 is the deprecated unpaginated list of running sandboxes.
 func (s *Server) listSandboxesV1(w http.ResponseWriter, r *http.Request) {
-	f := store.SandboxFilter{States: []store.SandboxState{store.StateRunning}}
+	f := store.SandboxFilter{States: []store.SandboxState{store.StateRunning}, TeamID: callerTeam(r)}
 	if md := r.URL.Query().Get("metadata"); md != "" {
 		m, err := parseMetadataQuery(md)
 		if err != nil {
@@ -390,6 +428,7 @@ func (s *Server) listSandboxesV2(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	f.TeamID = callerTeam(r)
 	list, next, err := s.cfg.Orchestrator.List(r.Context(), f)
 	if err != nil {
 		s.fail(w, r, err)

@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -35,8 +36,13 @@ func (s *Server) listTemplates(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	team := callerTeam(r)
 	out := make([]templateJSON, 0, len(list))
 	for _, t := range list {
+		// The team's own templates and the built-in ones, which all may use.
+		if t.TeamID != team && t.TeamID != "" {
+			continue
+		}
 		tj := templateJSON{
 			TemplateID:  t.ID,
 			BuildID:     t.ID,
@@ -63,7 +69,7 @@ func (s *Server) listTemplates(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) templateAlias(w http.ResponseWriter, r *http.Request) {
-	t, err := s.cfg.Store.GetTemplate(r.Context(), r.PathValue("alias"))
+	t, err := s.visibleTemplate(r, r.PathValue("alias"))
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			writeError(w, http.StatusNotFound, "template alias "+r.PathValue("alias")+" not found")
@@ -73,6 +79,19 @@ func (s *Server) templateAlias(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"templateID": t.ID, "public": t.Public})
+}
+
+// visibleTemplate finds a template the caller's team may see: its own, a
+// built-in one, or one another team made public. Others do not exist for it.
+func (s *Server) visibleTemplate(r *http.Request, ref string) (*store.Template, error) {
+	t, err := s.cfg.Store.GetTemplate(r.Context(), ref)
+	if err != nil {
+		return nil, err
+	}
+	if t.TeamID != "" && t.TeamID != callerTeam(r) && !t.Public {
+		return nil, fmt.Errorf("template %s: %w", ref, store.ErrNotFound)
+	}
+	return t, nil
 }
 
 func nonNilSlice(s []string) []string {

@@ -13,12 +13,19 @@ import (
 func (s *Server) deleteTemplate(w http.ResponseWriter, r *http.Request) {
 	ref := r.PathValue("id")
 	t, err := s.cfg.Store.GetTemplate(r.Context(), ref)
+	if err == nil && t.TeamID != callerTeam(r) && t.TeamID != "" {
+		err = store.ErrNotFound // another team's template, public or not
+	}
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			writeError(w, http.StatusNotFound, "template "+ref+" not found")
 			return
 		}
 		s.fail(w, r, err)
+		return
+	}
+	if t.TeamID == "" {
+		writeError(w, http.StatusForbidden, "template "+ref+" is built in and cannot be deleted")
 		return
 	}
 	live, _, err := s.cfg.Store.ListSandboxes(r.Context(), store.SandboxFilter{

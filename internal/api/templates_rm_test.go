@@ -21,7 +21,7 @@ func TestDeleteTemplate(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	key, _, err := apikey.Create(ctx, st, "test")
+	key, _, err := apikey.Create(ctx, st, apikey.Options{Name: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,9 +30,9 @@ func TestDeleteTemplate(t *testing.T) {
 	t.Cleanup(srv.Close)
 	now := time.Now().UTC()
 	for _, tp := range []*store.Template{
-		{ID: "tplbusy", Aliases: []string{"busy"}, BuildStatus: "ready", CreatedAt: now, UpdatedAt: now},
-		{ID: "tplfree", Aliases: []string{"free"}, BuildStatus: "ready", CreatedAt: now, UpdatedAt: now},
-		{ID: "tpldone", Aliases: []string{"done"}, BuildStatus: "ready", CreatedAt: now, UpdatedAt: now},
+		{ID: "tplbusy", TeamID: store.DefaultTeamID, Aliases: []string{"busy"}, BuildStatus: "ready", CreatedAt: now, UpdatedAt: now},
+		{ID: "tplfree", TeamID: store.DefaultTeamID, Aliases: []string{"free"}, BuildStatus: "ready", CreatedAt: now, UpdatedAt: now},
+		{ID: "tpldone", TeamID: store.DefaultTeamID, Aliases: []string{"done"}, BuildStatus: "ready", CreatedAt: now, UpdatedAt: now},
 	} {
 		if err := st.PutTemplate(ctx, tp); err != nil {
 			t.Fatal(err)

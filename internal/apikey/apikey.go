@@ -37,9 +37,16 @@ func Mask(key string) string {
 	return key[:8] + "…" + key[len(key)-4:]
 }
 
+// Options describe a new key.
+type Options struct {
+	Name   string
+	TeamID string // "" is store.DefaultTeamID
+	Admin  bool   // may use the operator-only routes
+}
+
 // Create generates a new key, stores its hash and returns the key itself,
 // which is shown once and never stored.
-func Create(ctx context.Context, st store.Store, name string) (string, *store.APIKey, error) {
+func Create(ctx context.Context, st store.Store, o Options) (string, *store.APIKey, error) {
 	raw := make([]byte, 20)
 	if _, err := rand.Read(raw); err != nil {
 		return "", nil, err
@@ -49,9 +56,14 @@ func Create(ctx context.Context, st store.Store, name string) (string, *store.AP
 	if _, err := rand.Read(id); err != nil {
 		return "", nil, err
 	}
+	if o.TeamID == "" {
+		o.TeamID = store.DefaultTeamID
+	}
 	rec := &store.APIKey{
 		ID:        "k" + hex.EncodeToString(id),
-		Name:      name,
+		TeamID:    o.TeamID,
+		Admin:     o.Admin,
+		Name:      o.Name,
 		Hash:      Hash(key),
 		Mask:      Mask(key),
 		CreatedAt: time.Now().UTC(),

@@ -56,7 +56,9 @@ func StartServer(ctx context.Context, c ServerConfig) (*Server, error) {
 		return nil, err
 	}
 	args := []string{"serve", "--addr", c.Addr, "--data-dir", c.DataDir, "--runtime", c.Runtime,
-		"--bridge", c.Bridge, "--subnet", c.Subnet}
+		"--bridge", c.Bridge, "--subnet", c.Subnet,
+		// Density and concurrency scenarios measure the machine, not a team's quota.
+		"--team-max-sandboxes", "0", "--team-creates-per-second", "0"}
 	if c.PoolSize > 0 {
 		args = append(args, "--pool-size", strconv.Itoa(c.PoolSize))
 	}

@@ -17,6 +17,10 @@ import (
 // maxInitBody bounds POST /init; the config is small.
 const maxInitBody = 1 << 20
 
+// maxRPCMessage bounds one Connect message (a stdin chunk, a command line):
+// large data goes through /files, which streams.
+const maxRPCMessage = 32 << 20
+
 const unauthorizedMessage = "unauthorized access, please provide a valid access token or method signing if supported"
 
 // Server is envd's HTTP surface: the Connect services plus plain endpoints.
@@ -41,8 +45,8 @@ func NewServer(log *slog.Logger) *Server {
 	mux.HandleFunc("GET /health", s.health)
 	mux.HandleFunc("POST /init", s.init)
 	mux.Handle("GET /envs", s.requireToken(http.HandlerFunc(s.envs)))
-	mux.HandleFunc("GET /metrics", s.metrics)
-	path, h := processconnect.NewProcessHandler(s.process, connect.WithCompressMinBytes(1024))
+	mux.Handle("GET /metrics", s.requireToken(http.HandlerFunc(s.metrics)))
+	path, h := processconnect.NewProcessHandler(s.process, connect.WithCompressMinBytes(1024), connect.WithReadMaxBytes(maxRPCMessage))
 	mux.Handle(path, s.requireToken(h))
 	s.mountFilesystem(mux)
 	s.handler = cors(mux)

@@ -13,7 +13,7 @@ import (
 func (s *Server) mountFilesystem(mux *http.ServeMux) {
 	fs := NewFilesystem(s.state, s.log.With("svc", "filesystem"))
 	s.closers = append(s.closers, fs.Close)
-	path, h := filesystemconnect.NewFilesystemHandler(fs, connect.WithCompressMinBytes(1024))
+	path, h := filesystemconnect.NewFilesystemHandler(fs, connect.WithCompressMinBytes(1024), connect.WithReadMaxBytes(maxRPCMessage))
 	mux.Handle(path, s.requireToken(h))
 	mux.HandleFunc("GET /files", fs.ServeDownload)
 	mux.HandleFunc("POST /files", fs.ServeUpload)

@@ -209,6 +209,8 @@ func TestInitAndEnvs(t *testing.T) {
 		{"envs with token", http.MethodGet, "/envs", "", tok, http.StatusOK},
 		{"envs without token", http.MethodGet, "/envs", "", nil, http.StatusUnauthorized},
 		{"envs wrong token", http.MethodGet, "/envs", "", map[string]string{"X-Access-Token": "nope"}, http.StatusUnauthorized},
+		{"metrics without token", http.MethodGet, "/metrics", "", nil, http.StatusUnauthorized},
+		{"metrics with token", http.MethodGet, "/metrics", "", tok, http.StatusOK},
 		{"re-init without token", http.MethodPost, "/init", `{"defaultUser":"root"}`, nil, http.StatusUnauthorized},
 		{"re-init with token", http.MethodPost, "/init", `{"envVars":{"B":"2"}}`, tok, http.StatusNoContent},
 		{"re-init with token in body", http.MethodPost, "/init", `{"accessToken":"tok"}`, nil, http.StatusNoContent},

@@ -22,12 +22,17 @@ import (
 	"strings"
 	"time"
 
+	"github.com/airlock-sandbox/airlock/internal/httplimit"
 	"github.com/airlock-sandbox/airlock/sdk/wire"
 )
 
 // maxBufferedBody is the largest request body read into memory before
 // proxying (RPC requests and code executions are far smaller).
 const maxBufferedBody = 1 << 20
+
+// maxServiceBody bounds a declared request body to envd's RPCs and the code
+// interpreter (file uploads to /files are exempt).
+const maxServiceBody = 64 << 20
 
 // EnvdPort is envd's port; it is exempt from traffic tokens and its
 // internal routes are not reachable from outside.
@@ -54,9 +59,9 @@ type Gateway struct {
 	envdPort int // EnvdPort; tests move it
 	// interpreterPort is the code interpreter's port (wire.InterpreterPort).
 	interpreterPort int
-	domain   string
-	log      *slog.Logger
-	proxy    *httputil.ReverseProxy
+	domain          string
+	log             *slog.Logger
+	proxy           *httputil.ReverseProxy
 }
 
 // New builds a gateway. domain is the sandbox domain for host routing
@@ -100,14 +105,15 @@ func (g *Gateway) IsSandboxRequest(r *http.Request) bool {
 }
 
 // Split sends sandbox traffic to the gateway and everything else to api.
+// Oversized headers are refused before either looks at the request.
 func (g *Gateway) Split(api http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return httplimit.Headers(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if g.IsSandboxRequest(r) {
 			g.ServeHTTP(w, r)
 			return
 		}
 		api.ServeHTTP(w, r)
-	})
+	}))
 }
 
 // hostRe matches the left-most label "{port}-{id}".
@@ -177,6 +183,14 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		got := r.Header.Get("E2B-Traffic-Access-Token")
 		if subtle.ConstantTimeCompare([]byte(got), []byte(rt.TrafficToken)) != 1 {
 			writeJSON(w, http.StatusForbidden, map[string]any{"sandboxId": id, "message": "Sandbox is secured with traffic access token. Provide a valid E2B-Traffic-Access-Token header.", "code": http.StatusForbidden})
+			return
+		}
+	}
+	// Airlock's own services take bounded requests; only envd's /files
+	// streams files of any size (user ports are the user's business).
+	if (port == g.envdPort && r.URL.Path != "/files") || port == g.interpreterPort {
+		if r.ContentLength > maxServiceBody {
+			writeJSON(w, http.StatusRequestEntityTooLarge, map[string]any{"code": http.StatusRequestEntityTooLarge, "message": "request body is too large"})
 			return
 		}
 	}

@@ -266,6 +266,10 @@ func (fakeTemplates) Resolve(_ context.Context, ref string) (*store.Template, er
 	if ref == "base" || ref == "tpl0000000000000base" {
 		return &store.Template{ID: "tpl0000000000000base", Aliases: []string{"base"}, RootfsDir: "/nonexistent", BuildStatus: "ready"}, nil
 	}
+	// Templates of team "tb": one private, one it made public.
+	if ref == "private-b" || ref == "public-b" {
+		return &store.Template{ID: "tpl" + ref, TeamID: "tb", Public: ref == "public-b", Aliases: []string{ref}, RootfsDir: "/nonexistent", BuildStatus: "ready"}, nil
+	}
 	return nil, fmt.Errorf("template %q: %w", ref, store.ErrNotFound)
 }
 
@@ -288,7 +292,13 @@ func newHarness(t *testing.T) *harness {
 
 func (h *harness) orchestrator(t *testing.T) *Orchestrator {
 	t.Helper()
-	o, err := New(Config{
+	return h.orchestratorWith(t, nil)
+}
+
+// orchestratorWith lets a test change the configuration before New.
+func (h *harness) orchestratorWith(t *testing.T, change func(*Config)) *Orchestrator {
+	t.Helper()
+	cfg := Config{
 		Store:        h.st,
 		Driver:       h.drv,
 		Network:      h.net,
@@ -297,7 +307,11 @@ func (h *harness) orchestrator(t *testing.T) *Orchestrator {
 		EnvdPort:     h.drv.port,
 		ReapInterval: 20 * time.Millisecond,
 		ReadyTimeout: 3 * time.Second,
-	})
+	}
+	if change != nil {
+		change(&cfg)
+	}
+	o, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,14 +20,16 @@ import (
 	"github.com/airlock-sandbox/airlock/internal/network"
 	"github.com/airlock-sandbox/airlock/internal/runtime"
 	"github.com/airlock-sandbox/airlock/internal/store"
+	"github.com/airlock-sandbox/airlock/internal/tenancy"
+	"github.com/airlock-sandbox/airlock/sdk/wire"
 )
 
 // EnvdVersion is the E2B envd version Airlock's envd is compatible with; SDKs
 // gate features on it.
-const EnvdVersion = "0.6.13"
+const EnvdVersion = wire.EnvdVersion
 
 // EnvdPort is where envd listens inside every sandbox.
-const EnvdPort = 49983
+const EnvdPort = wire.EnvdPort
 
 // Paths inside the sandbox.
 const (
@@ -78,6 +80,13 @@ type Config struct {
 	// (default "base").
 	PoolSize      int
 	PoolTemplates []string
+
+	// Limits bounds each team's running sandboxes, memory and create rate;
+	// nil admits everything.
+	Limits *tenancy.Limiter
+	// PausedRetention is how long a paused sandbox is kept before it is
+	// killed; 0 keeps it until killed.
+	PausedRetention time.Duration
 }
 
 // Orchestrator manages sandboxes. Create one with New and call Start.
@@ -87,9 +96,10 @@ type Orchestrator struct {
 	envd *envdClient
 	pool *pool // nil when disabled
 
-	mu    sync.Mutex
-	live  map[string]*entry // running and paused sandboxes
-	locks map[string]*sync.Mutex
+	mu      sync.Mutex
+	live    map[string]*entry // running and paused sandboxes
+	locks   map[string]*sync.Mutex
+	pending map[string]map[string]tenancy.Usage // team → admission ticket → usage of creates in flight
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -103,6 +113,9 @@ type entry struct {
 	autoPause    bool
 	trafficToken string
 	accessToken  string
+	team         string
+	memoryMB     int
+	pausedAt     time.Time
 }
 
 // New validates the configuration and builds an orchestrator.
@@ -144,12 +157,13 @@ func New(cfg Config) (*Orchestrator, error) {
 		cfg.StartCmdPorts = defaultStartCmdPorts()
 	}
 	o := &Orchestrator{
-		cfg:   cfg,
-		log:   cfg.Log.With("component", "orchestrator"),
-		envd:  newEnvdClient(cfg.EnvdPort),
-		live:  map[string]*entry{},
-		locks: map[string]*sync.Mutex{},
-		stop:  make(chan struct{}),
+		cfg:     cfg,
+		log:     cfg.Log.With("component", "orchestrator"),
+		envd:    newEnvdClient(cfg.EnvdPort),
+		live:    map[string]*entry{},
+		locks:   map[string]*sync.Mutex{},
+		pending: map[string]map[string]tenancy.Usage{},
+		stop:    make(chan struct{}),
 	}
 	o.pool = newPool(o, cfg.PoolSize, cfg.PoolTemplates)
 	return o, nil
@@ -199,6 +213,7 @@ type CreateRequest struct {
 	AutoPause     bool
 	Network       network.Policy // AllowOut/DenyOut; AllowInternet is taken from the field above
 	PublicTraffic bool           // false ⇒ a traffic access token is issued
+	Team          string         // the team that owns the sandbox ("" = store.DefaultTeamID)
 }
 
 // Create makes a new running sandbox and returns its record once envd
@@ -220,6 +235,18 @@ func (o *Orchestrator) Create(ctx context.Context, req CreateRequest) (*store.Sa
 		}
 		return nil, fmt.Errorf("resolve template %q: %w", req.Template, err)
 	}
+	if req.Team == "" {
+		req.Team = store.DefaultTeamID
+	}
+	// Another team's private template does not exist for this one.
+	if tpl.TeamID != "" && tpl.TeamID != req.Team && !tpl.Public {
+		return nil, fmt.Errorf("%w: %q", ErrTemplateNotFound, req.Template)
+	}
+	release, err := o.admit(req.Team, cpuOr(tpl.MemoryMB, o.cfg.DefaultMemoryMB), true)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	tm.mark("resolve")
 	if sb, ok := o.pool.claim(ctx, req, tpl); ok {
 		o.logTimings(sb.ID, tm)
@@ -290,6 +317,7 @@ func (o *Orchestrator) logTimings(id string, tm *Timings) {
 func (o *Orchestrator) newRecord(id string, req CreateRequest, tpl *store.Template, now time.Time) *store.Sandbox {
 	sb := &store.Sandbox{
 		ID:            id,
+		TeamID:        req.Team,
 		TemplateID:    tpl.ID,
 		Alias:         aliasFor(tpl, req.Template),
 		State:         store.StateCreating,
@@ -417,7 +445,11 @@ func (o *Orchestrator) finish(ctx context.Context, id, reason string) {
 func (o *Orchestrator) track(sb *store.Sandbox, ip netip.Addr) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.live[sb.ID] = &entry{ip: ip, state: sb.State, endAt: sb.EndAt, autoPause: sb.AutoPause, trafficToken: sb.TrafficToken, accessToken: sb.AccessToken}
+	o.live[sb.ID] = &entry{
+		ip: ip, state: sb.State, endAt: sb.EndAt, autoPause: sb.AutoPause,
+		trafficToken: sb.TrafficToken, accessToken: sb.AccessToken,
+		team: sb.TeamID, memoryMB: sb.MemoryMB, pausedAt: sb.PausedAt,
+	}
 }
 
 // Kill stops a sandbox and removes everything it used.
@@ -426,6 +458,13 @@ func (o *Orchestrator) Kill(ctx context.Context, id string) error {
 }
 
 func (o *Orchestrator) kill(ctx context.Context, id, reason string) error {
+	return o.killIf(ctx, id, reason, nil)
+}
+
+// killIf kills the sandbox if still (when set) holds for its record under
+// the sandbox's lock: the reaper decides from a snapshot that a concurrent
+// connect or resume may have made stale.
+func (o *Orchestrator) killIf(ctx context.Context, id, reason string, still func(*store.Sandbox) bool) error {
 	unlock := o.lock(id)
 	defer unlock()
 	sb, err := o.cfg.Store.GetSandbox(ctx, id)
@@ -439,6 +478,9 @@ func (o *Orchestrator) kill(ctx context.Context, id, reason string) error {
 	// create holds the lock until its sandbox runs): not the caller's.
 	if sb.State == store.StateKilled || sb.State == store.StateCreating {
 		return fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	if still != nil && !still(sb) {
+		return nil
 	}
 	ctx = context.WithoutCancel(ctx)
 	// Record the end first, then drop the route: nobody may see the sandbox
@@ -525,6 +567,9 @@ func (o *Orchestrator) extend(ctx context.Context, id string, endAt time.Time, o
 // Connect extends a running sandbox's lifetime (never shortening it) or
 // resumes a paused one. resumed reports which happened.
 func (o *Orchestrator) Connect(ctx context.Context, id string, d time.Duration) (sb *store.Sandbox, resumed bool, err error) {
+	if d > o.cfg.MaxTimeout {
+		return nil, false, fmt.Errorf("%w: timeout exceeds the maximum of %d seconds", ErrInvalid, int(o.cfg.MaxTimeout.Seconds()))
+	}
 	cur, err := o.Get(ctx, id)
 	if err != nil {
 		return nil, false, err
@@ -557,9 +602,11 @@ func (o *Orchestrator) Pause(ctx context.Context, id string) error {
 	if err := p.Pause(ctx, id); err != nil {
 		return fmt.Errorf("pause %s: %w", id, err)
 	}
+	now := time.Now().UTC()
 	if _, err := o.cfg.Store.UpdateSandbox(ctx, id, func(s *store.Sandbox) error {
 		s.State = store.StatePaused
-		s.UpdatedAt = time.Now().UTC()
+		s.PausedAt = now
+		s.UpdatedAt = now
 		return nil
 	}); err != nil {
 		return err
@@ -567,6 +614,7 @@ func (o *Orchestrator) Pause(ctx context.Context, id string) error {
 	o.mu.Lock()
 	if e, ok := o.live[id]; ok {
 		e.state = store.StatePaused
+		e.pausedAt = now
 	}
 	o.mu.Unlock()
 	o.event(ctx, id, "info", "sandbox paused")
@@ -587,6 +635,12 @@ func (o *Orchestrator) resume(ctx context.Context, id string) error {
 	if sb.State != store.StatePaused {
 		return nil
 	}
+	// A resumed sandbox runs again, so it counts against its team's limits.
+	release, err := o.admit(sb.TeamID, sb.MemoryMB, false)
+	if err != nil {
+		return err
+	}
+	defer release()
 	if err := p.Resume(ctx, id); err != nil {
 		return fmt.Errorf("resume %s: %w", id, err)
 	}
@@ -598,6 +652,7 @@ func (o *Orchestrator) resume(ctx context.Context, id string) error {
 	}
 	if _, err := o.cfg.Store.UpdateSandbox(ctx, id, func(s *store.Sandbox) error {
 		s.State = store.StateRunning
+		s.PausedAt = time.Time{}
 		s.UpdatedAt = time.Now().UTC()
 		return nil
 	}); err != nil {
@@ -606,6 +661,7 @@ func (o *Orchestrator) resume(ctx context.Context, id string) error {
 	o.mu.Lock()
 	if e, ok := o.live[id]; ok {
 		e.state = store.StateRunning
+		e.pausedAt = time.Time{}
 	}
 	o.mu.Unlock()
 	o.event(ctx, id, "info", "sandbox resumed")
@@ -642,6 +698,63 @@ func (o *Orchestrator) Stats(ctx context.Context, id string) (*store.Sandbox, ru
 		return nil, runtime.Stats{}, fmt.Errorf("stats %s: %w", id, err)
 	}
 	return sb, st, nil
+}
+
+// Owner returns the team of a recorded sandbox, killed ones included (their
+// logs stay readable). A sandbox still being created (or an unclaimed
+// warm-pool member) is nobody's yet.
+func (o *Orchestrator) Owner(ctx context.Context, id string) (string, error) {
+	sb, err := o.cfg.Store.GetSandbox(ctx, id)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return "", fmt.Errorf("%w: %s", ErrNotFound, id)
+		}
+		return "", err
+	}
+	if sb.State == store.StateCreating {
+		return "", fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	return sb.TeamID, nil
+}
+
+// admit reserves room for one more running sandbox of team (with memMB of
+// memory) under the team's limits, counting creates still in flight; the
+// reservation lasts until release, by which time a successful sandbox is in
+// o.live and counts from there.
+func (o *Orchestrator) admit(team string, memMB int, create bool) (release func(), err error) {
+	if o.cfg.Limits == nil {
+		return func() {}, nil
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var cur tenancy.Usage
+	for _, e := range o.live {
+		if e.team == team && e.state != store.StatePaused {
+			cur.Sandboxes++
+			cur.MemoryMB += e.memoryMB
+		}
+	}
+	for _, u := range o.pending[team] {
+		cur.Sandboxes += u.Sandboxes
+		cur.MemoryMB += u.MemoryMB
+	}
+	add := tenancy.Usage{Sandboxes: 1, MemoryMB: memMB}
+	if err := o.cfg.Limits.Admit(team, cur, add, create); err != nil {
+		return nil, err
+	}
+	ticket := randomHex(8)
+	if o.pending[team] == nil {
+		o.pending[team] = map[string]tenancy.Usage{}
+	}
+	o.pending[team][ticket] = add
+	return func() {
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		delete(o.pending[team], ticket)
+		if len(o.pending[team]) == 0 {
+			delete(o.pending, team)
+		}
+	}, nil
 }
 
 // Events returns a sandbox's lifecycle log.

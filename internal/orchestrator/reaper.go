@@ -31,14 +31,28 @@ func (o *Orchestrator) reapOnce(now time.Time) {
 		autoPause bool
 	}
 	var expired []due
+	var stale []string // paused for longer than the retention
 	o.mu.Lock()
 	for id, e := range o.live {
 		if e.state == store.StateRunning && e.endAt.Before(now) {
 			expired = append(expired, due{id, e.autoPause})
 		}
+		if r := o.cfg.PausedRetention; r > 0 && e.state == store.StatePaused && !e.pausedAt.IsZero() && e.pausedAt.Add(r).Before(now) {
+			stale = append(stale, id)
+		}
 	}
 	o.mu.Unlock()
 	ctx := context.Background()
+	for _, id := range stale {
+		stillStale := func(sb *store.Sandbox) bool {
+			return sb.State == store.StatePaused && !sb.PausedAt.IsZero() && sb.PausedAt.Add(o.cfg.PausedRetention).Before(now)
+		}
+		if err := o.killIf(ctx, id, "paused for longer than the retention of "+o.cfg.PausedRetention.String(), stillStale); err != nil && !errors.Is(err, ErrNotFound) {
+			o.log.Error("kill paused sandbox past its retention", "sandbox", id, "err", err)
+		} else {
+			o.log.Info("paused sandbox expired", "sandbox", id)
+		}
+	}
 	for _, d := range expired {
 		if d.autoPause {
 			err := o.Pause(ctx, d.id)

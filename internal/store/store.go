@@ -25,9 +25,21 @@ const (
 	StateKilled   SandboxState = "killed"
 )
 
+// DefaultTeamID is the team of keys created without one, and of everything
+// that existed before Airlock had teams. Every store has it from the start.
+const DefaultTeamID = "default"
+
+// Team owns API keys, sandboxes and templates; a key sees only its team's.
+type Team struct {
+	ID        string
+	Name      string // unique
+	CreatedAt time.Time
+}
+
 // Sandbox is the durable record of one sandbox.
 type Sandbox struct {
 	ID            string
+	TeamID        string
 	TemplateID    string
 	Alias         string // template name the sandbox was created from
 	State         SandboxState
@@ -45,6 +57,7 @@ type Sandbox struct {
 	IP            string // address on the host bridge
 	StartedAt     time.Time
 	EndAt         time.Time // expiry
+	PausedAt      time.Time // when it was last paused; zero unless paused
 	EndedAt       time.Time // zero until killed
 	EndReason     string    // why it was killed ("killed", "timeout", "lost on restart", …)
 	UpdatedAt     time.Time
@@ -52,7 +65,10 @@ type Sandbox struct {
 
 // Template is a rootfs that sandboxes are created from.
 type Template struct {
-	ID          string
+	ID string
+	// TeamID owns the template; "" marks a built-in template, which every
+	// team may use and none may delete.
+	TeamID      string
 	Aliases     []string // names the template is found by (e.g. "base")
 	RootfsDir   string
 	BuildStatus string // "building", "ready", "error"
@@ -73,6 +89,8 @@ type Template struct {
 // APIKey is a team API key; only its SHA-256 hash is stored.
 type APIKey struct {
 	ID        string
+	TeamID    string
+	Admin     bool // may use the operator-only routes
 	Name      string
 	Hash      string // hex SHA-256 of the full key
 	Mask      string // e.g. "e2b_1a2b…9f0e", safe to show
@@ -98,6 +116,7 @@ type Cursor struct {
 
 // SandboxFilter selects sandboxes for listing. Zero values match everything.
 type SandboxFilter struct {
+	TeamID       string // "" matches every team
 	States       []SandboxState
 	Metadata     map[string]string // all pairs must match
 	TemplateID   string            // matches the template ID or alias
@@ -125,6 +144,11 @@ type Store interface {
 	DeleteTemplate(ctx context.Context, id string) error
 	// TouchTemplate records one spawn.
 	TouchTemplate(ctx context.Context, id string, at time.Time) error
+
+	CreateTeam(ctx context.Context, t *Team) error // ErrAlreadyExists on an ID or name clash
+	// GetTeam finds a team by ID or by name.
+	GetTeam(ctx context.Context, idOrName string) (*Team, error)
+	ListTeams(ctx context.Context) ([]*Team, error) // oldest first
 
 	CreateAPIKey(ctx context.Context, k *APIKey) error
 	GetAPIKeyByHash(ctx context.Context, hash string) (*APIKey, error) // revoked keys: ErrNotFound

@@ -32,6 +32,10 @@ type DeriveOptions struct {
 	StartCmd *string
 	CPUCount int // 0 keeps From's
 	MemoryMB int // 0 keeps From's
+	// TeamID owns the new template ("" is store.DefaultTeamID); only that
+	// team sees it unless Public.
+	TeamID string
+	Public bool
 }
 
 // namePattern is what a derived template may be called: an alias usable in
@@ -60,9 +64,15 @@ func (m *Manager) Derive(ctx context.Context, opts DeriveOptions, progress io.Wr
 	}
 	defer unlock()
 
+	if opts.TeamID == "" {
+		opts.TeamID = store.DefaultTeamID
+	}
 	from, err := m.Resolve(ctx, opts.From)
 	if err != nil {
 		return nil, err
+	}
+	if from.TeamID != "" && from.TeamID != opts.TeamID && !from.Public {
+		return nil, fmt.Errorf("template %q: %w", opts.From, ErrNotFound)
 	}
 	if !isDir(from.RootfsDir) {
 		return nil, fmt.Errorf("template %q: rootfs %s is missing", opts.From, from.RootfsDir)
@@ -100,14 +110,18 @@ func (m *Manager) derivedRecord(ctx context.Context, opts DeriveOptions, from *s
 		MemoryMB:   from.MemoryMB,
 		DiskSizeMB: from.DiskSizeMB,
 		StartCmd:   from.StartCmd,
-		Public:     true,
+		TeamID:     opts.TeamID,
+		Public:     opts.Public,
 		CreatedAt:  now,
 	}
 	old, err := m.st.GetTemplate(ctx, opts.Name)
 	switch {
 	case err == nil:
-		if old.ID == stableID(BaseAlias) || old.ID == stableID(CodeInterpreterAlias) {
+		if old.ID == stableID(BaseAlias) || old.ID == stableID(CodeInterpreterAlias) || old.TeamID == "" {
 			return nil, fmt.Errorf("%w %q: it is a built-in template", ErrInvalidName, opts.Name)
+		}
+		if old.TeamID != opts.TeamID {
+			return nil, fmt.Errorf("%w %q: another team has a template of that name", ErrInvalidName, opts.Name)
 		}
 		rec.ID, rec.Aliases, rec.CreatedAt = old.ID, old.Aliases, old.CreatedAt
 		rec.SpawnCount, rec.LastSpawnAt = old.SpawnCount, old.LastSpawnAt

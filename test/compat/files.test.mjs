@@ -369,6 +369,55 @@ describe('files', () => {
       await expectErrorBody(await fetch(expired, { headers: routing() }), 401)
     })
 
+    test('as root, and every tampered part of a signed URL gets 401, never 404', async () => {
+      const path = `${freshDir()}/root-only.txt`
+      await sbx.files.write(path, 'root secret', { user: 'root' })
+      await sbx.commands.run(`chmod 600 ${path}`, { user: 'root' })
+      const url = await sbx.downloadUrl(path, { user: 'root', useSignatureExpiration: 300 })
+      assert.equal(new URL(url).searchParams.get('username'), 'root')
+      const ok = await fetch(url, { headers: routing() })
+      assert.equal(ok.status, 200)
+      assert.equal(await ok.text(), 'root secret')
+
+      const variants = {
+        'another path': (u) => u.searchParams.set('path', `${path}.other`),
+        'a missing file': (u) => u.searchParams.set('path', '/nonexistent/file'),
+        'another user': (u) => u.searchParams.set('username', 'user'),
+        'no user': (u) => u.searchParams.delete('username'),
+        'a later expiry': (u) => u.searchParams.set('signature_expiration', String(Number(u.searchParams.get('signature_expiration')) + 3600)),
+        'no expiry': (u) => u.searchParams.delete('signature_expiration'),
+        'a non-numeric expiry': (u) => u.searchParams.set('signature_expiration', 'soon'),
+        'an empty signature': (u) => u.searchParams.set('signature', ''),
+        'a v2 prefix': (u) => u.searchParams.set('signature', u.searchParams.get('signature').replace(/^v1_/, 'v2_')),
+      }
+      for (const [name, change] of Object.entries(variants)) {
+        const u = new URL(url)
+        change(u)
+        const res = await fetch(u, { headers: routing() })
+        assert.equal(res.status, 401, `${name}: ${res.status}`)
+        await expectErrorBody(res, 401)
+      }
+      // An expired signature for a file that does not exist is still 401.
+      const gone = await sbx.downloadUrl('/nonexistent/file', { user: 'root', useSignatureExpiration: -1 })
+      await expectErrorBody(await fetch(gone, { headers: routing() }), 401)
+      // ...while a valid one for a missing file says 404.
+      const missing = await sbx.downloadUrl('/nonexistent/file', { user: 'root', useSignatureExpiration: 60 })
+      assert.equal((await fetch(missing, { headers: routing() })).status, 404)
+
+      const up = await sbx.uploadUrl(`${freshDir()}/root-upload.txt`, { user: 'root', useSignatureExpiration: 60 })
+      const form = new FormData()
+      form.append('file', new Blob(['by root']), 'root-upload.txt')
+      const res = await fetch(up, { method: 'POST', body: form, headers: routing() })
+      assert.equal(res.status, 200)
+      const [entry] = await res.json()
+      const owner = await sbx.commands.run(`stat -c %U ${entry.path}`)
+      assert.equal(owner.stdout.trim(), 'root')
+      const expiredUp = await sbx.uploadUrl(`${freshDir()}/late.txt`, { user: 'root', useSignatureExpiration: -5 })
+      const form2 = new FormData()
+      form2.append('file', new Blob(['late']), 'late.txt')
+      await expectErrorBody(await fetch(expiredUp, { method: 'POST', body: form2, headers: routing() }), 401)
+    })
+
     test('uploadUrl accepts a multipart POST; a tampered signature gets 401', async () => {
       const path = `${freshDir()}/upload.txt`
       const url = await sbx.uploadUrl(path)

@@ -59,14 +59,14 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// startServer runs airlock serve and waits until it answers.
-func startServer(t *testing.T, runtime, addr string) *server {
+// startServer runs airlock serve (with any extra flags) and waits until it answers.
+func startServer(t *testing.T, runtime, addr string, extra ...string) *server {
 	t.Helper()
 	if addr == "" {
 		addr = freeAddr(t)
 	}
 	s := &server{t: t, addr: addr, log: &bytes.Buffer{}}
-	s.cmd = exec.Command(airlockBin, "serve", "--addr", addr, "--data-dir", dataDir, "--runtime", runtime)
+	s.cmd = exec.Command(airlockBin, append([]string{"serve", "--addr", addr, "--data-dir", dataDir, "--runtime", runtime}, extra...)...)
 	s.cmd.Stdout = s.log
 	s.cmd.Stderr = s.log
 	if err := s.cmd.Start(); err != nil {

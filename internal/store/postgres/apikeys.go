@@ -11,11 +11,11 @@ import (
 	"github.com/airlock-sandbox/airlock/internal/store"
 )
 
-const apiKeyColumns = `id, name, hash, mask, created_at, last_used, revoked`
+const apiKeyColumns = `id, team_id, admin, name, hash, mask, created_at, last_used, revoked`
 
 func scanAPIKey(r rowScanner) (*store.APIKey, error) {
 	var k store.APIKey
-	if err := r.Scan(&k.ID, &k.Name, &k.Hash, &k.Mask, &k.CreatedAt, &k.LastUsed, &k.Revoked); err != nil {
+	if err := r.Scan(&k.ID, &k.TeamID, &k.Admin, &k.Name, &k.Hash, &k.Mask, &k.CreatedAt, &k.LastUsed, &k.Revoked); err != nil {
 		return nil, err
 	}
 	k.CreatedAt, k.LastUsed = k.CreatedAt.UTC(), k.LastUsed.UTC()
@@ -24,8 +24,8 @@ func scanAPIKey(r rowScanner) (*store.APIKey, error) {
 
 // CreateAPIKey stores a new key; a clash on ID or hash is ErrAlreadyExists.
 func (s *Store) CreateAPIKey(ctx context.Context, k *store.APIKey) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO api_keys (`+apiKeyColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-		k.ID, k.Name, k.Hash, k.Mask, k.CreatedAt.UTC(), k.LastUsed.UTC(), k.Revoked)
+	_, err := s.pool.Exec(ctx, `INSERT INTO api_keys (`+apiKeyColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		k.ID, k.TeamID, k.Admin, k.Name, k.Hash, k.Mask, k.CreatedAt.UTC(), k.LastUsed.UTC(), k.Revoked)
 	if isUniqueViolation(err) {
 		return fmt.Errorf("postgres: create API key %q: %w", k.ID, store.ErrAlreadyExists)
 	}

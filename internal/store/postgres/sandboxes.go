@@ -14,9 +14,9 @@ import (
 	"github.com/airlock-sandbox/airlock/internal/store"
 )
 
-const sandboxColumns = `id, template_id, alias, state, runtime, metadata, env_vars, secure,
+const sandboxColumns = `id, team_id, template_id, alias, state, runtime, metadata, env_vars, secure,
 	access_token, traffic_token, allow_internet, auto_pause, cpu_count, memory_mb,
-	disk_size_mb, ip, started_at, end_at, ended_at, end_reason, updated_at`
+	disk_size_mb, ip, started_at, end_at, paused_at, ended_at, end_reason, updated_at`
 
 // rowScanner is pgx.Row or pgx.Rows.
 type rowScanner interface {
@@ -42,10 +42,10 @@ func sandboxArgs(sb *store.Sandbox) ([]any, error) {
 		return nil, err
 	}
 	return []any{
-		sb.ID, sb.TemplateID, sb.Alias, string(sb.State), sb.Runtime,
+		sb.ID, sb.TeamID, sb.TemplateID, sb.Alias, string(sb.State), sb.Runtime,
 		meta, env, sb.Secure, sb.AccessToken, sb.TrafficToken, sb.AllowInternet, sb.AutoPause,
 		sb.CPUCount, sb.MemoryMB, sb.DiskSizeMB, sb.IP,
-		sb.StartedAt.UTC(), sb.EndAt.UTC(), sb.EndedAt.UTC(), sb.EndReason, sb.UpdatedAt.UTC(),
+		sb.StartedAt.UTC(), sb.EndAt.UTC(), sb.PausedAt.UTC(), sb.EndedAt.UTC(), sb.EndReason, sb.UpdatedAt.UTC(),
 	}, nil
 }
 
@@ -54,16 +54,16 @@ func scanSandbox(r rowScanner) (*store.Sandbox, error) {
 		sb    store.Sandbox
 		state string
 	)
-	err := r.Scan(&sb.ID, &sb.TemplateID, &sb.Alias, &state, &sb.Runtime,
+	err := r.Scan(&sb.ID, &sb.TeamID, &sb.TemplateID, &sb.Alias, &state, &sb.Runtime,
 		&sb.Metadata, &sb.EnvVars, &sb.Secure,
 		&sb.AccessToken, &sb.TrafficToken, &sb.AllowInternet, &sb.AutoPause,
 		&sb.CPUCount, &sb.MemoryMB, &sb.DiskSizeMB, &sb.IP,
-		&sb.StartedAt, &sb.EndAt, &sb.EndedAt, &sb.EndReason, &sb.UpdatedAt)
+		&sb.StartedAt, &sb.EndAt, &sb.PausedAt, &sb.EndedAt, &sb.EndReason, &sb.UpdatedAt)
 	if err != nil {
 		return nil, err
 	}
 	sb.State = store.SandboxState(state)
-	for _, t := range []*time.Time{&sb.StartedAt, &sb.EndAt, &sb.EndedAt, &sb.UpdatedAt} {
+	for _, t := range []*time.Time{&sb.StartedAt, &sb.EndAt, &sb.PausedAt, &sb.EndedAt, &sb.UpdatedAt} {
 		*t = t.UTC()
 	}
 	return &sb, nil
@@ -166,6 +166,9 @@ func (s *Store) ListSandboxes(ctx context.Context, f store.SandboxFilter) ([]*st
 		where []string
 		p     params
 	)
+	if f.TeamID != "" {
+		where = append(where, `team_id = `+p.add(f.TeamID))
+	}
 	if len(f.States) > 0 {
 		states := make([]string, len(f.States))
 		for i, st := range f.States {

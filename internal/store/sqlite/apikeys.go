@@ -10,14 +10,14 @@ import (
 	"github.com/airlock-sandbox/airlock/internal/store"
 )
 
-const apiKeyColumns = `id, name, hash, mask, created_at, last_used, revoked`
+const apiKeyColumns = `id, team_id, admin, name, hash, mask, created_at, last_used, revoked`
 
 func scanAPIKey(r rowScanner) (*store.APIKey, error) {
 	var (
 		k                 store.APIKey
 		created, lastUsed string
 	)
-	if err := r.Scan(&k.ID, &k.Name, &k.Hash, &k.Mask, &created, &lastUsed, &k.Revoked); err != nil {
+	if err := r.Scan(&k.ID, &k.TeamID, &k.Admin, &k.Name, &k.Hash, &k.Mask, &created, &lastUsed, &k.Revoked); err != nil {
 		return nil, err
 	}
 	var d decoder
@@ -31,7 +31,7 @@ func scanAPIKey(r rowScanner) (*store.APIKey, error) {
 // CreateAPIKey stores a new key; a clash on ID or hash is ErrAlreadyExists.
 func (s *Store) CreateAPIKey(ctx context.Context, k *store.APIKey) error {
 	var e encoder
-	args := []any{k.ID, k.Name, k.Hash, k.Mask, e.time(k.CreatedAt), e.time(k.LastUsed), k.Revoked}
+	args := []any{k.ID, k.TeamID, k.Admin, k.Name, k.Hash, k.Mask, e.time(k.CreatedAt), e.time(k.LastUsed), k.Revoked}
 	if e.err != nil {
 		return fmt.Errorf("sqlite: create API key %q: %w", k.ID, e.err)
 	}

@@ -94,10 +94,9 @@ func TestMigratesOldSchema(t *testing.T) {
 	if err != nil {
 		t.Fatalf("open at version 1: %v", err)
 	}
-	sb := &store.Sandbox{ID: "sb-old", State: store.StateRunning, StartedAt: t0}
-	if err := old.CreateSandbox(ctx, sb); err != nil {
-		t.Fatalf("CreateSandbox on version 1: %v", err)
-	}
+	// Through SQL of that version: the Store's own statements name
+	// columns that later migrations add.
+	insertPreTeamsSandbox(t, old, &store.Sandbox{ID: "sb-old", State: store.StateRunning, StartedAt: t0})
 	old.Close()
 	var v int
 	rawQuery(t, path, "PRAGMA user_version", &v)

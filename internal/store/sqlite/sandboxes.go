@@ -11,41 +11,42 @@ import (
 	"github.com/airlock-sandbox/airlock/internal/store"
 )
 
-const sandboxColumns = `id, template_id, alias, state, runtime, metadata, env_vars, secure,
+const sandboxColumns = `id, team_id, template_id, alias, state, runtime, metadata, env_vars, secure,
 	access_token, traffic_token, allow_internet, auto_pause, cpu_count, memory_mb,
-	disk_size_mb, ip, started_at, end_at, ended_at, end_reason, updated_at`
+	disk_size_mb, ip, started_at, end_at, paused_at, ended_at, end_reason, updated_at`
 
 // sandboxArgs returns the column values of sb in sandboxColumns order.
 func sandboxArgs(sb *store.Sandbox) ([]any, error) {
 	var e encoder
 	args := []any{
-		sb.ID, sb.TemplateID, sb.Alias, string(sb.State), sb.Runtime,
+		sb.ID, sb.TeamID, sb.TemplateID, sb.Alias, string(sb.State), sb.Runtime,
 		e.strMap(sb.Metadata), e.strMap(sb.EnvVars), sb.Secure,
 		sb.AccessToken, sb.TrafficToken, sb.AllowInternet, sb.AutoPause,
 		sb.CPUCount, sb.MemoryMB, sb.DiskSizeMB, sb.IP,
-		e.time(sb.StartedAt), e.time(sb.EndAt), e.time(sb.EndedAt), sb.EndReason, e.time(sb.UpdatedAt),
+		e.time(sb.StartedAt), e.time(sb.EndAt), e.time(sb.PausedAt), e.time(sb.EndedAt), sb.EndReason, e.time(sb.UpdatedAt),
 	}
 	return args, e.err
 }
 
 func scanSandbox(r rowScanner) (*store.Sandbox, error) {
 	var (
-		sb                             store.Sandbox
-		state, meta, env               string
-		started, endAt, ended, updated string
+		sb                                     store.Sandbox
+		state, meta, env                       string
+		started, endAt, paused, ended, updated string
 	)
-	err := r.Scan(&sb.ID, &sb.TemplateID, &sb.Alias, &state, &sb.Runtime,
+	err := r.Scan(&sb.ID, &sb.TeamID, &sb.TemplateID, &sb.Alias, &state, &sb.Runtime,
 		&meta, &env, &sb.Secure,
 		&sb.AccessToken, &sb.TrafficToken, &sb.AllowInternet, &sb.AutoPause,
 		&sb.CPUCount, &sb.MemoryMB, &sb.DiskSizeMB, &sb.IP,
-		&started, &endAt, &ended, &sb.EndReason, &updated)
+		&started, &endAt, &paused, &ended, &sb.EndReason, &updated)
 	if err != nil {
 		return nil, err
 	}
 	var d decoder
 	sb.State = store.SandboxState(state)
 	sb.Metadata, sb.EnvVars = d.strMap(meta), d.strMap(env)
-	sb.StartedAt, sb.EndAt, sb.EndedAt, sb.UpdatedAt = d.time(started), d.time(endAt), d.time(ended), d.time(updated)
+	sb.StartedAt, sb.EndAt, sb.UpdatedAt = d.time(started), d.time(endAt), d.time(updated)
+	sb.PausedAt, sb.EndedAt = d.time(paused), d.time(ended)
 	if d.err != nil {
 		return nil, fmt.Errorf("sandbox %q: %w", sb.ID, d.err)
 	}
@@ -130,6 +131,10 @@ func (s *Store) ListSandboxes(ctx context.Context, f store.SandboxFilter) ([]*st
 		args  []any
 		e     encoder
 	)
+	if f.TeamID != "" {
+		where = append(where, `team_id = ?`)
+		args = append(args, f.TeamID)
+	}
 	if len(f.States) > 0 {
 		where = append(where, `state IN (`+placeholders(len(f.States))+`)`)
 		for _, st := range f.States {

@@ -22,6 +22,7 @@ var apiKeyTests = []test{
 func newAPIKey(id, hash string) *store.APIKey {
 	return &store.APIKey{
 		ID:        id,
+		TeamID:    store.DefaultTeamID,
 		Name:      "key " + id,
 		Hash:      hash,
 		Mask:      "e2b_1a2b…9f0e",
@@ -43,8 +44,10 @@ func testAPIKeyRoundTrip(t *testing.T, s store.Store) {
 	k := newAPIKey("key-1", "aaaa")
 	used := newAPIKey("key-2", "bbbb")
 	used.LastUsed = at(time.Minute)
-	mustCreateAPIKey(t, s, k, used)
-	for _, want := range []*store.APIKey{k, used} {
+	used.TeamID, used.Admin = "t-acme", true
+	bare := &store.APIKey{ID: "key-3", Hash: "dddd"} // zero values: no team, not admin
+	mustCreateAPIKey(t, s, k, used, bare)
+	for _, want := range []*store.APIKey{k, used, bare} {
 		got, err := s.GetAPIKeyByHash(ctx, want.Hash)
 		if err != nil {
 			t.Fatalf("GetAPIKeyByHash(%s): %v", want.Hash, err)
@@ -125,6 +128,8 @@ func testAPIKeyList(t *testing.T, s store.Store) {
 	}
 	want := []*store.APIKey{newAPIKey("key-b", "bb"), newAPIKey("key-a", "aa"), newAPIKey("key-c", "cc")}
 	want[2].LastUsed = at(time.Second)
+	want[1].Admin = true
+	want[2].TeamID = "t-acme"
 	mustCreateAPIKey(t, s, want...)
 	got, err := s.ListAPIKeys(ctx)
 	if err != nil {

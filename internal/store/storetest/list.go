@@ -18,18 +18,20 @@ var listTests = []test{
 }
 
 // listFixture creates five sandboxes; sb-c and sb-e start at the same time.
+// sb-a and sb-d are in team-a, sb-c and sb-e in team-b, sb-b in the default
+// team.
 func listFixture(t *testing.T, s store.Store) {
-	mk := func(id string, st store.SandboxState, tmpl, alias string, started time.Duration, meta map[string]string) *store.Sandbox {
+	mk := func(id, team string, st store.SandboxState, tmpl, alias string, started time.Duration, meta map[string]string) *store.Sandbox {
 		sb := newSandbox(id, at(started))
-		sb.State, sb.TemplateID, sb.Alias, sb.Metadata = st, tmpl, alias, meta
+		sb.TeamID, sb.State, sb.TemplateID, sb.Alias, sb.Metadata = team, st, tmpl, alias, meta
 		return sb
 	}
 	mustCreate(t, s,
-		mk("sb-c", store.StateKilled, "tmpl-base", "base", 2*time.Second, map[string]string{"owner": "bob", "env": "dev"}),
-		mk("sb-a", store.StateRunning, "tmpl-base", "base", 0, map[string]string{"owner": "alice", "env": "dev", "a.b": `x"y`}),
-		mk("sb-d", store.StateRunning, "tmpl-node", "node", 3*time.Second, nil),
-		mk("sb-b", store.StatePaused, "tmpl-py", "python", time.Second, map[string]string{"owner": "alice", "env": "prod"}),
-		mk("sb-e", store.StateCreating, "tmpl-base", "", 2*time.Second, map[string]string{"owner": "alice"}),
+		mk("sb-c", "team-b", store.StateKilled, "tmpl-base", "base", 2*time.Second, map[string]string{"owner": "bob", "env": "dev"}),
+		mk("sb-a", "team-a", store.StateRunning, "tmpl-base", "base", 0, map[string]string{"owner": "alice", "env": "dev", "a.b": `x"y`}),
+		mk("sb-d", "team-a", store.StateRunning, "tmpl-node", "node", 3*time.Second, nil),
+		mk("sb-b", store.DefaultTeamID, store.StatePaused, "tmpl-py", "python", time.Second, map[string]string{"owner": "alice", "env": "prod"}),
+		mk("sb-e", "team-b", store.StateCreating, "tmpl-base", "", 2*time.Second, map[string]string{"owner": "alice"}),
 	)
 }
 
@@ -63,6 +65,23 @@ func testListFilters(t *testing.T, s store.Store) {
 		{"after cursor ascending", store.SandboxFilter{Ascending: true, After: &store.Cursor{StartedAt: at(2 * time.Second), ID: "sb-c"}}, []string{"sb-e", "sb-d"}},
 		{"after cursor between items", store.SandboxFilter{After: &store.Cursor{StartedAt: at(1500 * time.Millisecond), ID: "zzz"}}, []string{"sb-b", "sb-a"}},
 		{"limit larger than result", store.SandboxFilter{Limit: 10, States: running}, []string{"sb-d", "sb-a"}},
+		{"team", store.SandboxFilter{TeamID: "team-a"}, []string{"sb-d", "sb-a"}},
+		{"team ascending", store.SandboxFilter{TeamID: "team-b", Ascending: true}, []string{"sb-c", "sb-e"}},
+		{"default team", store.SandboxFilter{TeamID: store.DefaultTeamID}, []string{"sb-b"}},
+		{"team unknown", store.SandboxFilter{TeamID: "team-c"}, nil},
+		{"team is matched whole", store.SandboxFilter{TeamID: "team"}, nil},
+		{"team and state", store.SandboxFilter{TeamID: "team-a", States: running}, []string{"sb-d", "sb-a"}},
+		{"team and state none match", store.SandboxFilter{TeamID: "team-b", States: running}, nil},
+		{"team and two states", store.SandboxFilter{TeamID: "team-b", States: []store.SandboxState{store.StateKilled, store.StatePaused}}, []string{"sb-c"}},
+		{"team and metadata", store.SandboxFilter{TeamID: "team-b", Metadata: map[string]string{"owner": "alice"}}, []string{"sb-e"}},
+		{"team and template ID", store.SandboxFilter{TeamID: "team-b", TemplateID: "tmpl-base"}, []string{"sb-e", "sb-c"}},
+		{"team and template alias", store.SandboxFilter{TeamID: "team-b", TemplateID: "base"}, []string{"sb-c"}},
+		{"team and started after", store.SandboxFilter{TeamID: "team-a", StartedAfter: at(time.Second)}, []string{"sb-d"}},
+		{"team after cursor", store.SandboxFilter{TeamID: "team-b", After: &store.Cursor{StartedAt: at(2 * time.Second), ID: "sb-e"}}, []string{"sb-c"}},
+		{"team after cursor ascending", store.SandboxFilter{TeamID: "team-a", Ascending: true, After: &store.Cursor{StartedAt: at(0), ID: "sb-a"}}, []string{"sb-d"}},
+		{"team combined", store.SandboxFilter{TeamID: "team-a", States: running, Metadata: map[string]string{"owner": "alice"}, TemplateID: "base"}, []string{"sb-a"}},
+		{"team combined other team", store.SandboxFilter{TeamID: "team-b", States: running, Metadata: map[string]string{"owner": "alice"}, TemplateID: "base"}, nil},
+		{"team combined match", store.SandboxFilter{TeamID: "team-a", States: running, Metadata: map[string]string{"env": "dev"}, TemplateID: "tmpl-base", Limit: 5}, []string{"sb-a"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -86,6 +105,36 @@ func testListFilters(t *testing.T, s store.Store) {
 		want.State, want.TemplateID, want.Alias = store.StatePaused, "tmpl-py", "python"
 		want.Metadata = map[string]string{"owner": "alice", "env": "prod"}
 		checkSandbox(t, "listed sandbox", got[0], want)
+	})
+
+	t.Run("returns the team", func(t *testing.T) {
+		got, _, err := s.ListSandboxes(t.Context(), store.SandboxFilter{TeamID: "team-b", Ascending: true})
+		if err != nil || len(got) != 2 {
+			t.Fatalf("ListSandboxes = %v, %v; want two sandboxes", ids(got), err)
+		}
+		want := newSandbox("sb-c", at(2*time.Second))
+		want.TeamID, want.State = "team-b", store.StateKilled
+		want.Metadata = map[string]string{"owner": "bob", "env": "dev"}
+		checkSandbox(t, "listed sandbox", got[0], want)
+		for _, sb := range got {
+			if sb.TeamID != "team-b" {
+				t.Errorf("%s has TeamID %q, want team-b", sb.ID, sb.TeamID)
+			}
+		}
+	})
+
+	t.Run("team pages", func(t *testing.T) {
+		checkIDs(t, "team-b by 1", pageAll(t, s, store.SandboxFilter{TeamID: "team-b", Limit: 1}), []string{"sb-e", "sb-c"})
+		checkIDs(t, "team-b by 1 ascending", pageAll(t, s, store.SandboxFilter{TeamID: "team-b", Limit: 1, Ascending: true}), []string{"sb-c", "sb-e"})
+		checkIDs(t, "team-a by 2", pageAll(t, s, store.SandboxFilter{TeamID: "team-a", Limit: 2}), []string{"sb-d", "sb-a"})
+		got, next, err := s.ListSandboxes(t.Context(), store.SandboxFilter{TeamID: "team-a", Limit: 1})
+		if err != nil {
+			t.Fatalf("ListSandboxes: %v", err)
+		}
+		checkIDs(t, "team-a first page", ids(got), []string{"sb-d"})
+		if next == nil || next.ID != "sb-d" || !next.StartedAt.Equal(at(3*time.Second)) {
+			t.Fatalf("next = %+v, want position of sb-d", next)
+		}
 	})
 
 	t.Run("limit returns cursor of last item", func(t *testing.T) {
@@ -176,6 +225,7 @@ func testListPagination(t *testing.T, s store.Store) {
 		if i%3 == 0 {
 			sb.State = store.StateKilled
 		}
+		sb.TeamID = []string{"team-a", "team-b", "team-a", store.DefaultTeamID, "team-c"}[i%5]
 		sbs[i] = sb
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -186,24 +236,35 @@ func testListPagination(t *testing.T, s store.Store) {
 		return cmp.Or(a.StartedAt.Compare(b.StartedAt), cmp.Compare(a.ID, b.ID))
 	})
 	asc := ids(sbs)
-	var ascKilled []string
+	var ascKilled, ascTeam, ascTeamKilled []string
 	for _, sb := range sbs {
 		if sb.State == store.StateKilled {
 			ascKilled = append(ascKilled, sb.ID)
+		}
+		if sb.TeamID == "team-a" {
+			ascTeam = append(ascTeam, sb.ID)
+			if sb.State == store.StateKilled {
+				ascTeamKilled = append(ascTeamKilled, sb.ID)
+			}
 		}
 	}
 	reversed := func(s []string) []string { c := slices.Clone(s); slices.Reverse(c); return c }
 
 	for _, limit := range []int{1, 7, 50, 250, 251} {
 		for _, ascending := range []bool{true, false} {
-			want, wantKilled := asc, ascKilled
+			want, wantKilled, wantTeam, wantTeamKilled := asc, ascKilled, ascTeam, ascTeamKilled
 			if !ascending {
 				want, wantKilled = reversed(asc), reversed(ascKilled)
+				wantTeam, wantTeamKilled = reversed(ascTeam), reversed(ascTeamKilled)
 			}
 			got := pageAll(t, s, store.SandboxFilter{Limit: limit, Ascending: ascending})
 			checkIDs(t, "all pages", got, want)
 			got = pageAll(t, s, store.SandboxFilter{Limit: limit, Ascending: ascending, States: []store.SandboxState{store.StateKilled}})
 			checkIDs(t, "killed pages", got, wantKilled)
+			got = pageAll(t, s, store.SandboxFilter{Limit: limit, Ascending: ascending, TeamID: "team-a"})
+			checkIDs(t, "team pages", got, wantTeam)
+			got = pageAll(t, s, store.SandboxFilter{Limit: limit, Ascending: ascending, TeamID: "team-a", States: []store.SandboxState{store.StateKilled}})
+			checkIDs(t, "team killed pages", got, wantTeamKilled)
 			if t.Failed() {
 				t.Fatalf("limit %d ascending %v failed", limit, ascending)
 			}

@@ -14,6 +14,7 @@ var sandboxTests = []test{
 	{"CreateDuplicate", testSandboxDuplicate},
 	{"GetMissing", testSandboxGetMissing},
 	{"UpdateRoundTrip", testSandboxUpdate},
+	{"UpdatePauseResume", testSandboxPauseResume},
 	{"UpdateMissing", testSandboxUpdateMissing},
 	{"UpdateFnError", testSandboxUpdateFnError},
 	{"UpdateConcurrent", testSandboxUpdateConcurrent},
@@ -21,10 +22,13 @@ var sandboxTests = []test{
 
 func testSandboxRoundTrip(t *testing.T, s store.Store) {
 	ctx := t.Context()
+	inTeam := newSandbox("sb-team", at(time.Minute))
+	inTeam.TeamID, inTeam.State = "t-acme", store.StatePaused
 	cases := []struct {
 		name string
 		sb   *store.Sandbox
 	}{
+		{"another team", inTeam},
 		{"every field set", newSandbox("sb-full", baseTime)},
 		{"zero values", &store.Sandbox{ID: "sb-zero", State: store.StateCreating}},
 		{"nanoseconds", newSandbox("sb-nanos", baseTime.Add(999))},
@@ -49,6 +53,7 @@ func testSandboxRoundTrip(t *testing.T, s store.Store) {
 				// round or truncate below that.
 				for _, p := range [][2]*time.Time{
 					{&got.StartedAt, &want.StartedAt}, {&got.EndAt, &want.EndAt},
+					{&got.PausedAt, &want.PausedAt},
 					{&got.EndedAt, &want.EndedAt}, {&got.UpdatedAt, &want.UpdatedAt},
 				} {
 					if d := p[0].Sub(*p[1]).Abs(); d < time.Microsecond {
@@ -57,7 +62,7 @@ func testSandboxRoundTrip(t *testing.T, s store.Store) {
 				}
 			}
 			checkSandbox(t, "GetSandbox", got, &want)
-			for name, tm := range map[string]time.Time{"EndedAt": got.EndedAt, "StartedAt": got.StartedAt} {
+			for name, tm := range map[string]time.Time{"EndedAt": got.EndedAt, "StartedAt": got.StartedAt, "PausedAt": got.PausedAt} {
 				if want := tc.sb.ID == "sb-zero"; tm.IsZero() != want {
 					t.Errorf("%s.IsZero() = %v, want %v", name, tm.IsZero(), want)
 				}
@@ -93,6 +98,7 @@ func testSandboxUpdate(t *testing.T, s store.Store) {
 	mustCreate(t, s, newSandbox("sb-up", baseTime), newSandbox("sb-other", baseTime))
 	want := &store.Sandbox{
 		ID:            "sb-up",
+		TeamID:        "t-other",
 		TemplateID:    "tmpl-py",
 		Alias:         "python",
 		State:         store.StateKilled,
@@ -110,6 +116,7 @@ func testSandboxUpdate(t *testing.T, s store.Store) {
 		IP:            "10.11.0.9",
 		StartedAt:     at(-time.Hour),
 		EndAt:         at(2 * time.Hour),
+		PausedAt:      at(90*time.Minute + 3*time.Microsecond),
 		EndedAt:       time.Time{},
 		EndReason:     "killed",
 		UpdatedAt:     at(3*time.Hour + time.Microsecond),
@@ -137,6 +144,55 @@ func testSandboxUpdate(t *testing.T, s store.Store) {
 		t.Fatalf("GetSandbox other: %v", err)
 	}
 	checkSandbox(t, "untouched sandbox", other, newSandbox("sb-other", baseTime))
+}
+
+// Pausing records PausedAt; resuming clears it back to the zero time.
+func testSandboxPauseResume(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	start := newSandbox("sb-p", baseTime)
+	start.PausedAt = time.Time{}
+	mustCreate(t, s, start)
+	got, err := s.GetSandbox(ctx, "sb-p")
+	if err != nil {
+		t.Fatalf("GetSandbox: %v", err)
+	}
+	if !got.PausedAt.IsZero() {
+		t.Fatalf("PausedAt = %v before any pause, want zero", got.PausedAt)
+	}
+
+	pausedAt := at(10*time.Minute + 7*time.Microsecond)
+	paused := *start
+	paused.State, paused.PausedAt = store.StatePaused, pausedAt
+	for _, step := range []struct {
+		name string
+		want *store.Sandbox
+	}{
+		{"pause", &paused},
+		{"resume", start},
+		{"pause again", &paused},
+	} {
+		got, err := s.UpdateSandbox(ctx, "sb-p", func(sb *store.Sandbox) error {
+			sb.State, sb.PausedAt = step.want.State, step.want.PausedAt
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("%s: UpdateSandbox: %v", step.name, err)
+		}
+		checkSandbox(t, step.name+": UpdateSandbox result", got, step.want)
+		got, err = s.GetSandbox(ctx, "sb-p")
+		if err != nil {
+			t.Fatalf("%s: GetSandbox: %v", step.name, err)
+		}
+		checkSandbox(t, step.name+": GetSandbox", got, step.want)
+		if got.PausedAt.IsZero() != step.want.PausedAt.IsZero() {
+			t.Errorf("%s: PausedAt = %v, want %v", step.name, got.PausedAt, step.want.PausedAt)
+		}
+		listed, _, err := s.ListSandboxes(ctx, store.SandboxFilter{TeamID: store.DefaultTeamID})
+		if err != nil || len(listed) != 1 {
+			t.Fatalf("%s: ListSandboxes = %v, %v; want one sandbox", step.name, ids(listed), err)
+		}
+		checkSandbox(t, step.name+": listed", listed[0], step.want)
+	}
 }
 
 func testSandboxUpdateMissing(t *testing.T, s store.Store) {

@@ -26,6 +26,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"List", listTests},
 		{"Template", templateTests},
 		{"APIKey", apiKeyTests},
+		{"Team", teamTests},
 		{"Event", eventTests},
 	}
 	for _, g := range groups {
@@ -75,6 +76,7 @@ func at(d time.Duration) time.Time { return baseTime.Add(d) }
 func newSandbox(id string, started time.Time) *store.Sandbox {
 	return &store.Sandbox{
 		ID:            id,
+		TeamID:        store.DefaultTeamID,
 		TemplateID:    "tmpl-base",
 		Alias:         "base",
 		State:         store.StateRunning,
@@ -92,6 +94,7 @@ func newSandbox(id string, started time.Time) *store.Sandbox {
 		IP:            "10.11.0.7",
 		StartedAt:     started,
 		EndAt:         started.Add(5*time.Minute + 123*time.Microsecond),
+		PausedAt:      started.Add(2*time.Minute + 321*time.Microsecond),
 		EndedAt:       started.Add(time.Minute + 456*time.Microsecond),
 		EndReason:     "timeout",
 		UpdatedAt:     started.Add(time.Second + 789*time.Microsecond),
@@ -106,6 +109,7 @@ func normSandbox(s *store.Sandbox) store.Sandbox {
 	c.EnvVars = normMap(c.EnvVars)
 	c.StartedAt = c.StartedAt.UTC()
 	c.EndAt = c.EndAt.UTC()
+	c.PausedAt = c.PausedAt.UTC()
 	c.EndedAt = c.EndedAt.UTC()
 	c.UpdatedAt = c.UpdatedAt.UTC()
 	return c
@@ -156,6 +160,23 @@ func normAPIKey(k *store.APIKey) store.APIKey {
 	c.CreatedAt = c.CreatedAt.UTC()
 	c.LastUsed = c.LastUsed.UTC()
 	return c
+}
+
+func normTeam(tm *store.Team) store.Team {
+	c := *tm
+	c.CreatedAt = c.CreatedAt.UTC()
+	return c
+}
+
+func checkTeam(t *testing.T, what string, got, want *store.Team) {
+	t.Helper()
+	if got == nil {
+		t.Fatalf("%s: got nil team", what)
+	}
+	g, w := normTeam(got), normTeam(want)
+	if !reflect.DeepEqual(g, w) {
+		t.Errorf("%s: team mismatch\n got: %+v\nwant: %+v", what, g, w)
+	}
 }
 
 func checkAPIKey(t *testing.T, what string, got, want *store.APIKey) {

@@ -23,6 +23,7 @@ var templateTests = []test{
 func newTemplate(id string, aliases ...string) *store.Template {
 	return &store.Template{
 		ID:          id,
+		TeamID:      store.DefaultTeamID,
 		Aliases:     aliases,
 		RootfsDir:   "/var/lib/airlock/templates/" + id,
 		BuildStatus: "ready",
@@ -51,8 +52,10 @@ func mustPutTemplate(t *testing.T, s store.Store, tps ...*store.Template) {
 func testTemplateRoundTrip(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	full := newTemplate("tmpl-base", "base", "default", "z-last")
-	bare := &store.Template{ID: "tmpl-bare", BuildStatus: "building"}
-	mustPutTemplate(t, s, full, bare)
+	bare := &store.Template{ID: "tmpl-bare", BuildStatus: "building"} // built in: TeamID ""
+	team := newTemplate("tmpl-team", "team-tmpl")
+	team.TeamID = "t-acme"
+	mustPutTemplate(t, s, full, bare, team)
 	cases := []struct {
 		key  string
 		want *store.Template
@@ -62,6 +65,8 @@ func testTemplateRoundTrip(t *testing.T, s store.Store) {
 		{"default", full},
 		{"z-last", full},
 		{"tmpl-bare", bare},
+		{"tmpl-team", team},
+		{"team-tmpl", team},
 	}
 	for _, tc := range cases {
 		t.Run(tc.key, func(t *testing.T) {
@@ -87,6 +92,7 @@ func testTemplateReplace(t *testing.T, s store.Store) {
 	repl := newTemplate("tmpl-base", "base", "new")
 	repl.BuildStatus, repl.RootfsDir, repl.Public, repl.SpawnCount = "error", "/other", false, 0
 	repl.StartCmd = "" // clearing the start command must stick
+	repl.TeamID = "t-acme"
 	repl.LastSpawnAt = time.Time{}
 	mustPutTemplate(t, s, repl)
 
@@ -145,6 +151,8 @@ func testTemplateList(t *testing.T, s store.Store) {
 		t.Fatalf("ListTemplates on empty store = %d templates, %v", len(empty), err)
 	}
 	want := []*store.Template{newTemplate("tmpl-c"), newTemplate("tmpl-a", "a1", "a2"), newTemplate("tmpl-b", "b")}
+	want[0].TeamID = ""       // built in
+	want[2].TeamID = "t-acme" // another team's
 	mustPutTemplate(t, s, want...)
 	got, err := s.ListTemplates(ctx)
 	if err != nil {

@@ -1,0 +1,29 @@
+-- Version 4: teams. Every API key, sandbox and user template belongs to a
+-- team; whatever existed before teams goes to the default team, which every
+-- store has from the start. Times use codec.go's layout, so the zero time
+-- is '0001-01-01T00:00:00.000000000Z'.
+
+CREATE TABLE teams (
+	id         TEXT NOT NULL PRIMARY KEY,
+	name       TEXT NOT NULL UNIQUE,
+	created_at TEXT NOT NULL
+) STRICT;
+
+INSERT INTO teams (id, name, created_at) VALUES ('default', 'default', '0001-01-01T00:00:00.000000000Z');
+
+ALTER TABLE api_keys ADD COLUMN team_id TEXT NOT NULL DEFAULT 'default';
+ALTER TABLE api_keys ADD COLUMN admin INTEGER NOT NULL DEFAULT 0;
+
+ALTER TABLE sandboxes ADD COLUMN team_id TEXT NOT NULL DEFAULT 'default';
+ALTER TABLE sandboxes ADD COLUMN paused_at TEXT NOT NULL DEFAULT '0001-01-01T00:00:00.000000000Z';
+
+-- '' marks a built-in template. The built-ins are the templates aliased
+-- base or code-interpreter-v1; any other template that exists already was
+-- built by someone, who until now was in the default team.
+ALTER TABLE templates ADD COLUMN team_id TEXT NOT NULL DEFAULT '';
+UPDATE templates SET team_id = 'default' WHERE id NOT IN
+	(SELECT template_id FROM template_aliases WHERE alias IN ('base', 'code-interpreter-v1'));
+
+-- A team's listing, with and without a state filter.
+CREATE INDEX sandboxes_by_team ON sandboxes (team_id, started_at, id);
+CREATE INDEX sandboxes_by_team_state ON sandboxes (team_id, state, started_at, id);
