@@ -18,7 +18,7 @@ fi
 need_apt=()
 # The Jupyter kernels are needed on the host only by the interpreter's tests
 # (sandboxes get them from the code-interpreter-v1 template).
-for pkg in runc debootstrap nftables iptables iproute2 busybox-static postgresql ca-certificates curl openssl make git procps psmisc python3 gcc libc6-dev \
+for pkg in runc debootstrap nftables iptables iproute2 busybox-static postgresql ca-certificates curl openssl make git procps psmisc python3 python3-venv gcc libc6-dev \
   python3-ipykernel python3-numpy python3-pandas python3-matplotlib r-cran-irkernel; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
 done

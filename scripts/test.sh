@@ -58,6 +58,9 @@ test/compat/run.sh
 echo "==> code-interpreter compatibility suite (runc)"
 test/compat-ci/run.sh
 
+echo "==> Python suite (official e2b and e2b-code-interpreter from PyPI, runc)"
+AIRLOCK_PY_VENV=${AIRLOCK_PY_VENV:-/var/lib/airlock-test-venv} test/python/run.sh
+
 echo "==> CLI tests (the real binary against the same server)"
 AIRLOCK_TEST_DATA_DIR=$DATA_DIR go test -count=1 -timeout 10m ./test/cli/
 stop_server

@@ -67,8 +67,9 @@ func httpError(resp *http.Response) error {
 	}
 	kind := sandbox.ErrSandbox
 	switch resp.StatusCode {
-	case http.StatusUnauthorized, http.StatusForbidden:
+	case http.StatusUnauthorized:
 		kind = sandbox.ErrAuthentication
+	// 403 (a built-in template, an admin route) is a refusal, not a bad key.
 	case http.StatusNotFound:
 		kind = sandbox.ErrNotFound
 	case http.StatusBadRequest:

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"text/tabwriter"
@@ -43,6 +44,9 @@ operator-only /admin routes.`,
 			}
 			defer st.Close()
 			t, err := tenancy.EnsureTeam(cmd.Context(), st, team)
+			if errors.Is(err, tenancy.ErrInvalidTeam) {
+				return usageErr(err)
+			}
 			if err != nil {
 				return err
 			}

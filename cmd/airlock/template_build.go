@@ -74,8 +74,11 @@ func newTemplateBuildCmd(f *clientFlags) *cobra.Command {
 			log := slog.New(slog.NewTextHandler(errOf(cmd), &slog.HandlerOptions{Level: slog.LevelWarn}))
 			m := template.NewManager(template.Config{DataDir: dataDir}, st, log)
 			owner, err := tenancy.EnsureTeam(cmd.Context(), st, team)
-			if err != nil {
+			if errors.Is(err, tenancy.ErrInvalidTeam) {
 				return usageErr(err)
+			}
+			if err != nil {
+				return err
 			}
 			opts := template.DeriveOptions{Name: args[0], From: from, Run: runs, CPUCount: cpu, MemoryMB: memoryMB, TeamID: owner.ID, Public: public}
 			if cmd.Flags().Changed("start-cmd") {

@@ -242,7 +242,8 @@ func interpreterPublic(method, p string) bool {
 
 // isInternalEnvdPath lists envd routes only the orchestrator may call.
 func isInternalEnvdPath(p string) bool {
-	switch strings.TrimRight(p, "/") {
+	// Cleaned, so "//init" or "/x/../init" are the same route to envd's mux.
+	switch path.Clean("/" + p) {
 	case "/init", "/freeze", "/unfreeze", "/fsfreeze", "/fsthaw", "/collapse", "/upgrade":
 		return true
 	}

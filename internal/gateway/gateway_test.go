@@ -83,6 +83,8 @@ func TestRouting(t *testing.T) {
 		{"bad port", "", map[string]string{"E2b-Sandbox-Id": "ilive", "E2b-Sandbox-Port": "http"}, "/", 400, "invalid"},
 		{"bad id", "", map[string]string{"E2b-Sandbox-Id": "BAD_ID", "E2b-Sandbox-Port": envd}, "/", 400, "invalid"},
 		{"internal envd route", "", map[string]string{"E2b-Sandbox-Id": "ilive", "E2b-Sandbox-Port": envd}, "/init", 404, `"code":404`},
+		{"internal envd route, unclean", "", map[string]string{"E2b-Sandbox-Id": "ilive", "E2b-Sandbox-Port": envd}, "//init/", 404, `"code":404`},
+		{"internal envd route, dotted", "", map[string]string{"E2b-Sandbox-Id": "ilive", "E2b-Sandbox-Port": envd}, "/files/../freeze", 404, `"code":404`},
 		{"port not open", "", map[string]string{"E2b-Sandbox-Id": "ilive", "E2b-Sandbox-Port": "1"}, "/", 502, "port is not open"},
 		{"traffic token missing", "", map[string]string{"E2b-Sandbox-Id": "iprivate", "E2b-Sandbox-Port": strconv.Itoa(userPort)}, "/", 403, `"code":403`},
 		{"traffic token ok", "", map[string]string{"E2b-Sandbox-Id": "iprivate", "E2b-Sandbox-Port": strconv.Itoa(userPort), "E2B-Traffic-Access-Token": "secret"}, "/", 200, "GET /"},

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -590,5 +591,94 @@ func TestTemplateBuild(t *testing.T) {
 	}
 	if res := must(t, 0, "template", "list", "--json"); strings.Contains(res.stdout, name) {
 		t.Errorf("template list still has %s after rm: %s", name, res.stdout)
+	}
+}
+
+// TestTeams creates keys of a new team with the real binary: the team's key
+// cannot see the default team's sandbox, a template built for the team is
+// invisible to other teams, and only an --admin key may use /admin routes.
+func TestTeams(t *testing.T) {
+	dataDir := os.Getenv("AIRLOCK_TEST_DATA_DIR")
+	if dataDir == "" {
+		t.Fatal("AIRLOCK_TEST_DATA_DIR must name the test server's --data-dir")
+	}
+	suffix := make([]byte, 4)
+	if _, err := rand.Read(suffix); err != nil {
+		t.Fatal(err)
+	}
+	team := fmt.Sprintf("cli-%x", suffix)
+	teamKey := strings.TrimSpace(must(t, 0, "keys", "create", "--data-dir", dataDir, "--team", team, "--name", "cli").stdout)
+	adminKey := strings.TrimSpace(must(t, 0, "keys", "create", "--data-dir", dataDir, "--admin", "--name", "cli-admin").stdout)
+	must(t, 2, "keys", "create", "--data-dir", dataDir, "--team", "Not/A/Team")
+
+	var keys []struct {
+		Name, Team string
+		Admin      bool
+	}
+	if err := json.Unmarshal([]byte(must(t, 0, "keys", "list", "--data-dir", dataDir, "--json").stdout), &keys); err != nil {
+		t.Fatal(err)
+	}
+	var sawTeam, sawAdmin bool
+	for _, k := range keys {
+		sawTeam = sawTeam || (k.Name == "cli" && k.Team == team && !k.Admin)
+		sawAdmin = sawAdmin || (k.Name == "cli-admin" && k.Team == "default" && k.Admin)
+	}
+	if !sawTeam || !sawAdmin {
+		t.Errorf("keys list lacks the new keys with their team and admin flag: %+v", keys)
+	}
+
+	id := strings.TrimSpace(must(t, 0, "sandbox", "create", "--template", "base", "--timeout", "2m").stdout)
+	t.Cleanup(func() { run(t, "sandbox", "kill", id) })
+	must(t, 3, "sandbox", "info", id, "--api-key", teamKey)
+	must(t, 3, "sandbox", "kill", id, "--api-key", teamKey)
+	if res := must(t, 0, "sandbox", "list", "--json", "--api-key", teamKey); strings.Contains(res.stdout, id) {
+		t.Errorf("another team's list shows %s: %s", id, res.stdout)
+	}
+	must(t, 0, "sandbox", "info", id)
+
+	name := "clitpl-" + team
+	must(t, 0, "template", "build", name, "--from", "base", "--team", team, "--data-dir", dataDir, "--run", "true")
+	var tplID string
+	t.Cleanup(func() {
+		run(t, "template", "rm", name, "--api-key", teamKey)
+		if tplID != "" {
+			os.RemoveAll(filepath.Join(dataDir, "templates", tplID))
+		}
+	})
+	if res := must(t, 0, "template", "list", "--json"); strings.Contains(res.stdout, name) {
+		t.Errorf("the default team lists team %s's template: %s", team, res.stdout)
+	}
+	must(t, 3, "sandbox", "create", "--template", name)
+	var ts []struct {
+		TemplateID string   `json:"templateID"`
+		Aliases    []string `json:"aliases"`
+	}
+	if err := json.Unmarshal([]byte(must(t, 0, "template", "list", "--json", "--api-key", teamKey).stdout), &ts); err != nil {
+		t.Fatal(err)
+	}
+	for _, tp := range ts {
+		if len(tp.Aliases) > 0 && tp.Aliases[0] == name {
+			tplID = tp.TemplateID
+		}
+	}
+	if tplID == "" {
+		t.Fatalf("team %s does not list its own template: %+v", team, ts)
+	}
+	sid := strings.TrimSpace(must(t, 0, "sandbox", "create", "--template", name, "--timeout", "2m", "--api-key", teamKey).stdout)
+	must(t, 0, "sandbox", "kill", sid, "--api-key", teamKey)
+	must(t, 0, "template", "rm", name, "--api-key", teamKey)
+
+	api := os.Getenv("E2B_API_URL")
+	for key, want := range map[string]int{teamKey: 403, os.Getenv("E2B_API_KEY"): 403, adminKey: 200} {
+		req, _ := http.NewRequest("GET", api+"/admin/teams", nil)
+		req.Header.Set("X-API-KEY", key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET /admin/teams: %d, want %d", resp.StatusCode, want)
+		}
 	}
 }
