@@ -3,10 +3,12 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -160,10 +162,30 @@ func (s *Server) guard(rt route) http.Handler {
 			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes", rt.maxBody))
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, rt.maxBody)
-		if rt.maxBody > noBody {
-			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.cfg.BodyReadTimeout))
+		// The body (bounded, small) is read here, under a deadline that is
+		// lifted afterwards: a deadline left on the connection would cancel
+		// the request's context in the middle of a long create.
+		rc := http.NewResponseController(w)
+		_ = rc.SetReadDeadline(time.Now().Add(s.cfg.BodyReadTimeout))
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, rt.maxBody))
+		if err != nil {
+			// The deadline stays: the server must not wait for the rest of
+			// a body it refused, and the connection closes after the answer.
+			w.Header().Set("Connection", "close")
+			var tooLarge *http.MaxBytesError
+			switch {
+			case errors.As(err, &tooLarge):
+				s.fail(w, r, fmt.Errorf("%w: the limit is %d bytes", errTooLarge, tooLarge.Limit))
+			case errors.Is(err, os.ErrDeadlineExceeded):
+				s.fail(w, r, errSlowBody)
+			default:
+				s.fail(w, r, fmt.Errorf("%w: read request body: %v", orchestrator.ErrInvalid, err))
+			}
+			return
 		}
+		_ = rc.SetReadDeadline(time.Time{})
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		r.ContentLength = int64(len(body))
 		if rt.access == open {
 			rt.h(w, r)
 			return
@@ -280,18 +302,11 @@ var (
 	errForbidden = errors.New("forbidden")
 )
 
-// decode reads a JSON body (already bounded by the route's limit); unknown
+// decode reads a JSON body (read and bounded by guard); unknown
 // fields are ignored as the SDKs send extras.
 func decode(r *http.Request, v any) error {
 	dec := json.NewDecoder(r.Body)
 	if err := dec.Decode(v); err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			return fmt.Errorf("%w: the limit is %d bytes", errTooLarge, tooLarge.Limit)
-		}
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			return errSlowBody
-		}
 		return fmt.Errorf("%w: malformed JSON body: %v", orchestrator.ErrInvalid, err)
 	}
 	return nil

@@ -290,3 +290,16 @@ func TestSlowBody(t *testing.T) {
 		t.Errorf("stalled body: %d, want 408", resp.StatusCode)
 	}
 }
+
+// The body deadline is lifted once the body is in: a create that takes
+// longer than it keeps its context.
+func TestBodyDeadlineDoesNotCancelSlowHandlers(t *testing.T) {
+	tt := newTwoTeams(t)
+	tt.fo.createDelay = 500 * time.Millisecond
+	srv := httptest.NewServer(New(Config{Orchestrator: tt.fo, Store: tt.st, BodyReadTimeout: 100 * time.Millisecond}))
+	defer srv.Close()
+	resp, b := do(t, srv, tt.keyA, "POST", "/sandboxes", `{"templateID":"base"}`)
+	if resp.StatusCode != http.StatusCreated || tt.fo.ctxErr != nil {
+		t.Fatalf("slow create: %d %s, context %v", resp.StatusCode, b, tt.fo.ctxErr)
+	}
+}

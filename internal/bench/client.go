@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -17,10 +18,11 @@ import (
 
 	"github.com/airlock-sandbox/airlock/proto/process"
 	"github.com/airlock-sandbox/airlock/proto/process/processconnect"
+	"github.com/airlock-sandbox/airlock/sdk/wire"
 )
 
 // envdPort is the port envd listens on inside every sandbox.
-const envdPort = "49983"
+var envdPort = strconv.Itoa(wire.EnvdPort)
 
 // TimingHeader is the response header of POST /sandboxes that carries the
 // server's per-phase create durations ("phase=1.234ms, ...").

@@ -9,10 +9,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
+
+	"github.com/airlock-sandbox/airlock/sdk/wire"
 )
 
 // codePort is the port of the code interpreter inside code-interpreter sandboxes.
-const codePort = "49999"
+var codePort = strconv.Itoa(wire.InterpreterPort)
 
 var (
 	// ErrNoEndOfExecution means an /execute stream ended before its

@@ -5,13 +5,15 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/airlock-sandbox/airlock/internal/httpserve"
+	"github.com/airlock-sandbox/airlock/sdk/wire"
 )
 
 // DefaultAddr is where the code-interpreter server listens in a sandbox.
-const DefaultAddr = ":49999"
+var DefaultAddr = ":" + strconv.Itoa(wire.InterpreterPort)
 
 const (
 	// idleTimeout outlives the SDKs' keep-alive pools.

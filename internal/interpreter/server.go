@@ -12,9 +12,12 @@ import (
 	"maps"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/airlock-sandbox/airlock/sdk/wire"
 )
 
 // ErrContextNotFound is returned for an unknown context id.
@@ -24,12 +27,14 @@ var ErrContextNotFound = errors.New("context not found")
 var ErrUnsupportedLanguage = errors.New("unsupported language")
 
 const (
-	defaultEnvdURL    = "http://127.0.0.1:49983"
 	defaultCwd        = "/home/user"
 	defaultKeepalive  = 5 * time.Second
 	kernelStartBudget = 2 * time.Minute
 	envdFetchTimeout  = 5 * time.Second
 )
+
+// defaultEnvdURL is envd inside the same sandbox.
+var defaultEnvdURL = "http://127.0.0.1:" + strconv.Itoa(wire.EnvdPort)
 
 // DefaultPreload are the contexts Run creates at startup, like E2B's server.
 var DefaultPreload = []string{"python", "javascript"}

@@ -15,13 +15,14 @@ import (
 	"github.com/airlock-sandbox/airlock/internal/store"
 	rpc "github.com/airlock-sandbox/airlock/proto/process"
 	"github.com/airlock-sandbox/airlock/proto/process/processconnect"
+	"github.com/airlock-sandbox/airlock/sdk/wire"
 )
 
 // StartCmdTag tags the template's start command in envd's process list.
 const StartCmdTag = "start-cmd"
 
 // InterpreterPort is where code-interpreter-v1's start command serves.
-const InterpreterPort = 49999
+const InterpreterPort = wire.InterpreterPort
 
 // startCmdTimeout bounds waiting for envd to report the start command spawned.
 const startCmdTimeout = 10 * time.Second

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/airlock-sandbox/airlock/sdk/wire"
 )
 
 const (
@@ -19,7 +21,7 @@ const (
 	// interpreter server.
 	CodeInterpreterTemplate = "code-interpreter-v1"
 	// CodeInterpreterPort is the code interpreter server's port.
-	CodeInterpreterPort = 49999
+	CodeInterpreterPort = wire.InterpreterPort
 	// DefaultCodeTimeout bounds a RunCode call when no Timeout is given.
 	DefaultCodeTimeout = 60 * time.Second
 

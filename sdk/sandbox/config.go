@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/airlock-sandbox/airlock/sdk/wire"
 )
 
 // Default values shared with the official SDKs.
@@ -19,7 +21,7 @@ const (
 	DefaultWatchTimeout   = 60 * time.Second
 
 	// EnvdPort is the port of envd inside every sandbox.
-	EnvdPort = 49983
+	EnvdPort = wire.EnvdPort
 
 	// NoTimeout disables a command, watch or request timeout.
 	NoTimeout time.Duration = -1
