@@ -16,11 +16,10 @@ import (
 	"time"
 
 	"github.com/airlock-sandbox/airlock/internal/apikey"
+	"github.com/airlock-sandbox/airlock/internal/errdefs"
 	"github.com/airlock-sandbox/airlock/internal/httplimit"
 	"github.com/airlock-sandbox/airlock/internal/orchestrator"
-	"github.com/airlock-sandbox/airlock/internal/runtime"
 	"github.com/airlock-sandbox/airlock/internal/store"
-	"github.com/airlock-sandbox/airlock/internal/tenancy"
 	"github.com/airlock-sandbox/airlock/sdk/wire"
 )
 
@@ -34,7 +33,7 @@ type Orchestrator interface {
 	Refresh(ctx context.Context, id string, d time.Duration) error
 	Connect(ctx context.Context, id string, d time.Duration) (*store.Sandbox, bool, error)
 	Pause(ctx context.Context, id string) error
-	Stats(ctx context.Context, id string) (*store.Sandbox, runtime.Stats, error)
+	Stats(ctx context.Context, id string) (*store.Sandbox, orchestrator.Stats, error)
 	Events(ctx context.Context, id string, since time.Time, limit int) ([]store.Event, error)
 	// Owner returns the team of a recorded sandbox (killed ones too).
 	Owner(ctx context.Context, id string) (string, error)
@@ -267,29 +266,7 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 // fail maps an error from the layers below to a status code: the one place
 // where sentinel errors become wire codes.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
-	status := http.StatusInternalServerError
-	switch {
-	case errors.Is(err, orchestrator.ErrNotFound), errors.Is(err, orchestrator.ErrTemplateNotFound):
-		status = http.StatusNotFound
-	case errors.Is(err, orchestrator.ErrInvalid):
-		status = http.StatusBadRequest
-	case errors.Is(err, orchestrator.ErrConflict):
-		status = http.StatusConflict
-	case errors.Is(err, orchestrator.ErrCapacity):
-		status = http.StatusServiceUnavailable
-	case errors.Is(err, tenancy.ErrLimitExceeded):
-		status = http.StatusTooManyRequests
-	case errors.Is(err, errTooLarge):
-		status = http.StatusRequestEntityTooLarge
-	case errors.Is(err, errSlowBody):
-		status = http.StatusRequestTimeout
-	case errors.Is(err, errForbidden):
-		status = http.StatusForbidden
-	case errors.Is(err, runtime.ErrNotSupported):
-		status = http.StatusNotImplemented
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		status = http.StatusServiceUnavailable
-	}
+	status := errdefs.HTTPStatus(err)
 	if status >= 500 {
 		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
@@ -297,9 +274,8 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 var (
-	errSlowBody  = errors.New("request body not received in time")
-	errTooLarge  = errors.New("request body too large")
-	errForbidden = errors.New("forbidden")
+	errSlowBody = fmt.Errorf("request body not received in time: %w", errdefs.ErrTimeout)
+	errTooLarge = fmt.Errorf("request body %w", errdefs.ErrTooLarge)
 )
 
 // decode reads a JSON body (read and bounded by guard); unknown

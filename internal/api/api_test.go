@@ -15,7 +15,6 @@ import (
 
 	"github.com/airlock-sandbox/airlock/internal/apikey"
 	"github.com/airlock-sandbox/airlock/internal/orchestrator"
-	"github.com/airlock-sandbox/airlock/internal/runtime"
 	"github.com/airlock-sandbox/airlock/internal/store"
 	"github.com/airlock-sandbox/airlock/internal/store/sqlite"
 )
@@ -97,9 +96,9 @@ func (f *fakeOrch) Pause(_ context.Context, id string) error {
 	}
 	return nil
 }
-func (f *fakeOrch) Stats(_ context.Context, id string) (*store.Sandbox, runtime.Stats, error) {
+func (f *fakeOrch) Stats(_ context.Context, id string) (*store.Sandbox, orchestrator.Stats, error) {
 	sb, err := f.get(id)
-	return sb, runtime.Stats{MemoryBytes: 42}, err
+	return sb, orchestrator.Stats{MemoryBytes: 42}, err
 }
 func (f *fakeOrch) Events(_ context.Context, id string, _ time.Time, _ int) ([]store.Event, error) {
 	if _, err := f.get(id); err != nil {

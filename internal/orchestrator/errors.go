@@ -1,13 +1,17 @@
 package orchestrator
 
-import "errors"
+import (
+	"fmt"
 
-// Sentinel errors returned by the orchestrator; the API maps them to status
-// codes in one place.
+	"github.com/airlock-sandbox/airlock/internal/errdefs"
+)
+
+// Sentinel errors returned by the orchestrator, each of one errdefs kind,
+// which the edges map to wire codes.
 var (
-	ErrNotFound         = errors.New("sandbox not found")
-	ErrTemplateNotFound = errors.New("template not found")
-	ErrConflict         = errors.New("sandbox is in a conflicting state")
-	ErrInvalid          = errors.New("invalid request")
-	ErrCapacity         = errors.New("no capacity for a new sandbox")
+	ErrNotFound         = fmt.Errorf("sandbox %w", errdefs.ErrNotFound)
+	ErrTemplateNotFound = fmt.Errorf("template %w", errdefs.ErrNotFound)
+	ErrConflict         = fmt.Errorf("sandbox is in a %w", errdefs.ErrConflict)
+	ErrInvalid          = errdefs.ErrInvalid
+	ErrCapacity         = fmt.Errorf("no capacity for a new sandbox: %w", errdefs.ErrUnavailable)
 )

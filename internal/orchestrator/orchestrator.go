@@ -687,6 +687,9 @@ func (o *Orchestrator) Route(id string) (Route, bool) {
 	return Route{IP: e.ip, Running: e.state == store.StateRunning, TrafficToken: e.trafficToken, AccessToken: e.accessToken}, true
 }
 
+// Stats is a sandbox's resource usage, as its driver measures it.
+type Stats = runtime.Stats
+
 // Stats samples a live sandbox's resource usage.
 func (o *Orchestrator) Stats(ctx context.Context, id string) (*store.Sandbox, runtime.Stats, error) {
 	sb, err := o.Get(ctx, id)

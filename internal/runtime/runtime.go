@@ -5,16 +5,19 @@ package runtime
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"time"
+
+	"github.com/airlock-sandbox/airlock/internal/errdefs"
 )
 
 // Sentinel errors; callers test with errors.Is.
 var (
 	// ErrNotFound means the driver has no sandbox with that ID.
-	ErrNotFound = errors.New("runtime: sandbox not found")
+	ErrNotFound = fmt.Errorf("runtime: sandbox %w", errdefs.ErrNotFound)
 	// ErrNotSupported means the driver lacks an optional capability.
-	ErrNotSupported = errors.New("runtime: operation not supported by this runtime")
+	ErrNotSupported = fmt.Errorf("runtime: operation %w by this runtime", errdefs.ErrNotSupported)
 	// ErrAlreadyExists means a sandbox with that ID already exists.
 	ErrAlreadyExists = errors.New("runtime: sandbox already exists")
 )

@@ -5,12 +5,15 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
+
+	"github.com/airlock-sandbox/airlock/internal/errdefs"
 )
 
 // Sentinel errors; implementations wrap them with %w.
 var (
-	ErrNotFound      = errors.New("store: not found")
+	ErrNotFound      = fmt.Errorf("store: %w", errdefs.ErrNotFound)
 	ErrAlreadyExists = errors.New("store: already exists")
 )
 

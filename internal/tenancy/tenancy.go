@@ -14,14 +14,15 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/airlock-sandbox/airlock/internal/errdefs"
 	"github.com/airlock-sandbox/airlock/internal/store"
 )
 
 // ErrLimitExceeded means a team is at one of its limits (HTTP 429).
-var ErrLimitExceeded = errors.New("limit exceeded")
+var ErrLimitExceeded = errdefs.ErrLimitExceeded
 
 // ErrInvalidTeam means a team name is malformed.
-var ErrInvalidTeam = errors.New("invalid team name")
+var ErrInvalidTeam = fmt.Errorf("%w: team name", errdefs.ErrInvalid)
 
 // Limits bound each team; a zero field means no limit.
 type Limits struct {

@@ -1,0 +1,36 @@
+package errdefs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"testing"
+
+	"connectrpc.com/connect"
+)
+
+func TestMapping(t *testing.T) {
+	layer := fmt.Errorf("sandbox %w", ErrNotFound)
+	cases := []struct {
+		err    error
+		status int
+		code   connect.Code
+	}{
+		{fmt.Errorf("kill: %w", layer), http.StatusNotFound, connect.CodeNotFound},
+		{fmt.Errorf("%w: bad timeout", ErrInvalid), http.StatusBadRequest, connect.CodeInvalidArgument},
+		{fmt.Errorf("x: %w", ErrLimitExceeded), http.StatusTooManyRequests, connect.CodeResourceExhausted},
+		{fmt.Errorf("pause: %w", ErrNotSupported), http.StatusNotImplemented, connect.CodeUnimplemented},
+		{fmt.Errorf("create: %w", context.DeadlineExceeded), http.StatusServiceUnavailable, connect.CodeDeadlineExceeded},
+		{errors.New("disk on fire"), http.StatusInternalServerError, connect.CodeInternal},
+		{errors.Join(errors.New("a"), ErrConflict), http.StatusConflict, connect.CodeFailedPrecondition},
+	}
+	for _, c := range cases {
+		if got := HTTPStatus(c.err); got != c.status {
+			t.Errorf("HTTPStatus(%v) = %d, want %d", c.err, got, c.status)
+		}
+		if got := ConnectCode(c.err); got != c.code {
+			t.Errorf("ConnectCode(%v) = %v, want %v", c.err, got, c.code)
+		}
+	}
+}
