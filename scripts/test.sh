@@ -2,10 +2,12 @@
 # Runs every check Airlock has: lint, Go unit and integration tests, and the
 # compatibility suite of the official npm `e2b` SDK against a real
 # `airlock serve`, once with runc and once with runsc (gVisor).
-# Expects scripts/setup.sh to have run. Run as root.
+# Expects scripts/setup.sh to have run; installs the test-only packages
+# itself (scripts/test-deps.sh). Run as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:/usr/local/bin:$PATH"
+bash scripts/test-deps.sh
 
 # The test server's data dir persists between runs so the template is built once.
 DATA_DIR=${AIRLOCK_TEST_DATA_DIR:-/var/lib/airlock-test}
