@@ -11,15 +11,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/airlock-sandbox/airlock/sdk/wire"
 )
 
 // Config is what the orchestrator hands envd through POST /init.
-type Config struct {
-	EnvVars        map[string]string `json:"envVars"`
-	AccessToken    string            `json:"accessToken"`
-	DefaultUser    string            `json:"defaultUser"`
-	DefaultWorkdir string            `json:"defaultWorkdir"`
-}
+type Config = wire.EnvdInit
 
 // State holds envd's current configuration; safe for concurrent use.
 type State struct {

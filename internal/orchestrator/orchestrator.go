@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/airlock-sandbox/airlock/internal/envdclient"
 	"github.com/airlock-sandbox/airlock/internal/network"
 	"github.com/airlock-sandbox/airlock/internal/runtime"
 	"github.com/airlock-sandbox/airlock/internal/store"
@@ -93,7 +94,7 @@ type Config struct {
 type Orchestrator struct {
 	cfg  Config
 	log  *slog.Logger
-	envd *envdClient
+	envd *envdclient.Client
 	pool *pool // nil when disabled
 
 	mu      sync.Mutex
@@ -159,7 +160,7 @@ func New(cfg Config) (*Orchestrator, error) {
 	o := &Orchestrator{
 		cfg:     cfg,
 		log:     cfg.Log.With("component", "orchestrator"),
-		envd:    newEnvdClient(cfg.EnvdPort),
+		envd:    envdclient.New(cfg.EnvdPort),
 		live:    map[string]*entry{},
 		locks:   map[string]*sync.Mutex{},
 		pending: map[string]map[string]tenancy.Usage{},
@@ -186,7 +187,7 @@ func (o *Orchestrator) Close() {
 	o.pool.close()
 	close(o.stop)
 	o.wg.Wait()
-	o.envd.close()
+	o.envd.Close()
 }
 
 // lock serialises lifecycle operations on one sandbox.
@@ -274,7 +275,7 @@ func (o *Orchestrator) Create(ctx context.Context, req CreateRequest) (*store.Sa
 		o.finish(cctx, sb.ID, "create failed: "+err.Error())
 		return nil, err
 	}
-	if err := o.envd.init(cctx, ip, o.envdConfig(sb)); err != nil {
+	if err := o.envd.Init(cctx, ip, o.envdConfig(sb)); err != nil {
 		o.teardown(cctx, sb.ID)
 		o.finish(cctx, sb.ID, "create failed: configure envd: "+err.Error())
 		return nil, fmt.Errorf("configure envd: %w", err)
@@ -387,14 +388,14 @@ func (o *Orchestrator) boot(ctx context.Context, sb *store.Sandbox, tpl *store.T
 		return netip.Addr{}, fmt.Errorf("start container: %w", err)
 	}
 	tm.mark("runtime")
-	if err := o.envd.waitSignalled(ctx, ready, ep.IP, o.cfg.ReadyTimeout); err != nil {
+	if err := o.envd.WaitSignalled(ctx, ready, ep.IP, o.cfg.ReadyTimeout); err != nil {
 		return netip.Addr{}, fmt.Errorf("envd did not become ready: %w", err)
 	}
 	tm.mark("envd_ready")
 	return ep.IP, nil
 }
 
-func (o *Orchestrator) envdConfig(sb *store.Sandbox) envdInit {
+func (o *Orchestrator) envdConfig(sb *store.Sandbox) wire.EnvdInit {
 	env := make(map[string]string, len(sb.EnvVars)+3)
 	for k, v := range sb.EnvVars {
 		env[k] = v
@@ -402,7 +403,7 @@ func (o *Orchestrator) envdConfig(sb *store.Sandbox) envdInit {
 	env["E2B_SANDBOX"] = "true"
 	env["E2B_SANDBOX_ID"] = sb.ID
 	env["E2B_TEMPLATE_ID"] = sb.TemplateID
-	return envdInit{
+	return wire.EnvdInit{
 		EnvVars:     env,
 		AccessToken: sb.AccessToken,
 		DefaultUser: o.cfg.DefaultUser,
@@ -646,7 +647,7 @@ func (o *Orchestrator) resume(ctx context.Context, id string) error {
 	}
 	// Resync envd's clock and config, as E2B does after a resume.
 	if ip, err := netip.ParseAddr(sb.IP); err == nil {
-		if err := o.envd.init(ctx, ip, o.envdConfig(sb)); err != nil {
+		if err := o.envd.Init(ctx, ip, o.envdConfig(sb)); err != nil {
 			o.log.Warn("re-init envd after resume", "sandbox", id, "err", err)
 		}
 	}

@@ -226,7 +226,7 @@ func (p *pool) claim(ctx context.Context, req CreateRequest, t *store.Template) 
 		o.finish(ctx, m.id, "warm pool claim failed: "+err.Error())
 		return nil, false
 	}
-	if err := o.envd.init(ctx, m.ip, o.envdConfig(fresh)); err != nil {
+	if err := o.envd.Init(ctx, m.ip, o.envdConfig(fresh)); err != nil {
 		return fail("configure envd", err)
 	}
 	tm.mark("envd_init")

@@ -2,75 +2,20 @@ package orchestrator
 
 import (
 	"context"
-	"encoding/base64"
-	"errors"
 	"fmt"
-	"net"
 	"net/netip"
-	"strconv"
 	"time"
 
-	"connectrpc.com/connect"
-
+	"github.com/airlock-sandbox/airlock/internal/envdclient"
 	"github.com/airlock-sandbox/airlock/internal/store"
-	rpc "github.com/airlock-sandbox/airlock/proto/process"
-	"github.com/airlock-sandbox/airlock/proto/process/processconnect"
 	"github.com/airlock-sandbox/airlock/sdk/wire"
 )
 
 // StartCmdTag tags the template's start command in envd's process list.
-const StartCmdTag = "start-cmd"
+const StartCmdTag = envdclient.StartCmdTag
 
 // InterpreterPort is where code-interpreter-v1's start command serves.
 const InterpreterPort = wire.InterpreterPort
-
-// startCmdTimeout bounds waiting for envd to report the start command spawned.
-const startCmdTimeout = 10 * time.Second
-
-// startCmd starts cmd in the sandbox through envd's process service, as
-// E2B's startCmd: `bash -l -c cmd` as user, so it gets the login
-// environment and the sandbox's env vars. It returns once envd reports the
-// process started; the process keeps running after the stream is closed
-// because the request carries no deadline (envd would kill it at one).
-func (c *envdClient) startCmd(ctx context.Context, ip netip.Addr, token, user, cmd string) (pid uint32, err error) {
-	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancel() // closes the stream; the process lives on
-	timer := time.AfterFunc(startCmdTimeout, cancel)
-	defer timer.Stop()
-
-	client := processconnect.NewProcessClient(c.http, c.url(ip, ""), connect.WithProtoJSON())
-	tag, stdin := StartCmdTag, false
-	req := connect.NewRequest(&rpc.StartRequest{
-		Process: &rpc.ProcessConfig{Cmd: "/bin/bash", Args: []string{"-l", "-c", cmd}, Envs: map[string]string{}},
-		Tag:     &tag,
-		Stdin:   &stdin,
-	})
-	if token != "" {
-		req.Header().Set("X-Access-Token", token)
-	}
-	req.Header().Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(user+":")))
-	stream, err := client.Start(ctx, req)
-	if err != nil {
-		return 0, err
-	}
-	defer stream.Close()
-	for stream.Receive() {
-		if st := stream.Msg().GetEvent().GetStart(); st != nil {
-			return st.GetPid(), nil
-		}
-	}
-	if err := stream.Err(); err != nil {
-		return 0, err
-	}
-	return 0, errors.New("envd closed the stream before the process started")
-}
-
-// waitPort polls http://ip:port/health until it answers 2xx, the way E2B's
-// code-interpreter template waits for its server before a sandbox is handed
-// out: the SDK sends /execute right after create.
-func (c *envdClient) waitPort(ctx context.Context, ip netip.Addr, port int, timeout time.Duration) error {
-	return c.waitHealth(ctx, "http://"+net.JoinHostPort(ip.String(), strconv.Itoa(port))+"/health", timeout)
-}
 
 // defaultStartCmdPorts: Airlock's own code interpreter, started from the
 // bind-mounted binary, serves the E2B code-interpreter port.
@@ -103,7 +48,7 @@ func (o *Orchestrator) runStartCmd(ctx context.Context, sb *store.Sandbox, ip ne
 	if server {
 		run = superviseCmd(cmd)
 	}
-	pid, err := o.envd.startCmd(ctx, ip, sb.AccessToken, o.cfg.DefaultUser, run)
+	pid, err := o.envd.StartCmd(ctx, ip, sb.AccessToken, o.cfg.DefaultUser, run)
 	if err != nil {
 		return fmt.Errorf("start command %q: %w", cmd, err)
 	}
@@ -112,7 +57,7 @@ func (o *Orchestrator) runStartCmd(ctx context.Context, sb *store.Sandbox, ip ne
 		return nil
 	}
 	start := time.Now()
-	if err := o.envd.waitPort(ctx, ip, port, o.cfg.ReadyTimeout); err != nil {
+	if err := o.envd.WaitPort(ctx, ip, port, o.cfg.ReadyTimeout); err != nil {
 		o.log.Warn("start command did not answer", "sandbox", sb.ID, "port", port, "err", err)
 		o.event(ctx, sb.ID, "warn", fmt.Sprintf("start command did not answer on port %d: %v", port, err))
 		return nil

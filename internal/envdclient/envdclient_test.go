@@ -1,4 +1,4 @@
-package orchestrator
+package envdclient
 
 import (
 	"context"
@@ -52,15 +52,15 @@ func TestWaitSignalled(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer r.Close()
-			c := newEnvdClient(tc.port)
-			defer c.close()
+			c := New(tc.port)
+			defer c.Close()
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			if tc.cancel {
 				time.AfterFunc(50*time.Millisecond, cancel)
 			}
 			tc.writer(w)
-			err = c.waitSignalled(ctx, r, netip.MustParseAddr("127.0.0.1"), 300*time.Millisecond)
+			err = c.WaitSignalled(ctx, r, netip.MustParseAddr("127.0.0.1"), 300*time.Millisecond)
 			switch {
 			case tc.wantErr == "" && err != nil:
 				t.Fatalf("err = %v, want nil", err)
