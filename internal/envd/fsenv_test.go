@@ -14,6 +14,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/airlock-sandbox/airlock/internal/roottest"
 	"github.com/airlock-sandbox/airlock/proto/filesystem/filesystemconnect"
 )
 
@@ -29,9 +30,7 @@ type fsEnv struct {
 
 func newFSEnv(t *testing.T) *fsEnv {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Fatal("filesystem tests must run as root (they switch to the nobody user)")
-	}
+	roottest.Require(t, "envd's filesystem tests (they switch to the nobody user)")
 	nobody, err := LookupUser("nobody")
 	if err != nil {
 		t.Fatalf("user nobody is required: %v", err)

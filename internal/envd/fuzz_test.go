@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/airlock-sandbox/airlock/internal/roottest"
 	"github.com/airlock-sandbox/airlock/proto/filesystem/filesystemconnect"
 )
 
@@ -42,9 +43,7 @@ func FuzzResolvePath(f *testing.F) {
 // newFuzzFiles serves /files for the nobody user into a scratch directory
 // that nobody owns, with an access token set.
 func newFuzzFiles(f *testing.F) (*Filesystem, string) {
-	if os.Geteuid() != 0 {
-		f.Fatal("envd fuzz targets run as root (they switch to the nobody user)")
-	}
+	roottest.Require(f, "envd's /files fuzz targets (they switch to the nobody user)")
 	nobody, err := LookupUser("nobody")
 	if err != nil {
 		f.Fatal(err)

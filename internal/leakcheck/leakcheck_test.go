@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/airlock-sandbox/airlock/internal/roottest"
 )
 
 func TestParseRuleset(t *testing.T) {
@@ -52,9 +54,7 @@ func TestUnescape(t *testing.T) {
 // TestCheckFindsMountAndCgroup leaks a tmpfs mount and a cgroup on
 // purpose and expects Diff to name both, then cleans up and expects none.
 func TestCheckFindsMountAndCgroup(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Fatal("needs root to mount and create cgroups")
-	}
+	roottest.Require(t, "mounting and creating cgroups")
 	root := t.TempDir()
 	parent := "leakchecktest"
 	o := Options{MountRoots: []string{root}, CgroupParents: []string{parent}}

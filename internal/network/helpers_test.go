@@ -19,13 +19,13 @@ import (
 	"time"
 
 	"github.com/vishvananda/netns"
+
+	"github.com/airlock-sandbox/airlock/internal/roottest"
 )
 
 func requireRoot(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Fatal("network tests need root (netns, veth, nftables); run them as root")
-	}
+	roottest.Require(t, "network tests (netns, veth, nftables)")
 }
 
 func testLogger(t testing.TB) *slog.Logger {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/airlock-sandbox/airlock/internal/roottest"
 	"github.com/airlock-sandbox/airlock/internal/runtime/drivertest"
 	"github.com/airlock-sandbox/airlock/internal/store"
 )
@@ -24,9 +25,7 @@ type deriveFixture struct {
 
 func newDeriveFixture(t *testing.T) *deriveFixture {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Fatal("Derive tests need root (mount and PID namespaces, chroot)")
-	}
+	roottest.Require(t, "Derive (mount and PID namespaces, chroot)")
 	st := openStore(t)
 	m := NewManager(Config{DataDir: t.TempDir()}, st, nil)
 	root := drivertest.BusyboxRootfs(t)

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+
+	"github.com/airlock-sandbox/airlock/internal/roottest"
 )
 
 func TestUnescapeMountinfo(t *testing.T) {
@@ -25,9 +27,7 @@ func TestUnescapeMountinfo(t *testing.T) {
 // TestRemoveTreeDetachesMounts checks that a leftover mount inside a build
 // directory (as a killed debootstrap could leave) is detached, not walked into.
 func TestRemoveTreeDetachesMounts(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Fatal("mounting needs root")
-	}
+	roottest.Require(t, "mounting")
 	tree := filepath.Join(t.TempDir(), "rootfs.tmp-1")
 	mp := filepath.Join(tree, "my dir", "proc")
 	if err := os.MkdirAll(mp, 0o755); err != nil {

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/airlock-sandbox/airlock/internal/roottest"
 )
 
 // TestBuildBaseReal runs the real debootstrap + apt-get build (a few
@@ -20,9 +22,7 @@ func TestBuildBaseReal(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real template build takes minutes; runs without -short")
 	}
-	if os.Geteuid() != 0 {
-		t.Fatal("the template build needs root (debootstrap, chroot, mounts)")
-	}
+	roottest.Require(t, "the template build (debootstrap, chroot, mounts)")
 	for _, tool := range []string{"debootstrap", "chroot"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("%s not installed (apt-get install debootstrap): %v", tool, err)

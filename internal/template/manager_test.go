@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/airlock-sandbox/airlock/internal/roottest"
 	"github.com/airlock-sandbox/airlock/internal/store"
 )
 
@@ -106,6 +107,7 @@ func (f *fakePopulate) run(ctx context.Context, o populateOptions, out io.Writer
 
 func newTestManager(t *testing.T, st store.Store, f *fakePopulate) (*Manager, string) {
 	t.Helper()
+	roottest.Require(t, "template builds (they chown the rootfs to the sandbox user)")
 	dataDir := t.TempDir()
 	m := NewManager(Config{DataDir: dataDir, Mirror: "http://mirror.test/debian/"}, st,
 		slog.New(slog.NewTextHandler(testLogWriter{t}, nil)))

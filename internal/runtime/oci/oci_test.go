@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/airlock-sandbox/airlock/internal/leakcheck"
+	"github.com/airlock-sandbox/airlock/internal/roottest"
 	"github.com/airlock-sandbox/airlock/internal/runtime"
 	"github.com/airlock-sandbox/airlock/internal/runtime/drivertest"
 	"github.com/airlock-sandbox/airlock/internal/runtime/oci"
@@ -30,9 +31,7 @@ type env struct {
 
 func newEnv(t testing.TB, rt string) env {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Fatal("the OCI driver tests need root (mounts, cgroups, runc)")
-	}
+	roottest.Require(t, "the OCI driver tests (mounts, cgroups, runc)")
 	base, err := os.MkdirTemp("", "airlock-oci-")
 	if err != nil {
 		t.Fatal(err)
