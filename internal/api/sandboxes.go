@@ -453,7 +453,7 @@ func parseListQuery(q url.Values) (store.SandboxFilter, error) {
 			case "running":
 				f.States = append(f.States, store.StateRunning)
 			case "paused":
-				f.States = append(f.States, store.StatePausing, store.StatePaused)
+				f.States = append(f.States, store.StatePaused)
 			default:
 				return f, fmt.Errorf("%w: invalid state %q (want running or paused)", orchestrator.ErrInvalid, st)
 			}

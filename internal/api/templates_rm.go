@@ -29,7 +29,7 @@ func (s *Server) deleteTemplate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	live, _, err := s.cfg.Store.ListSandboxes(r.Context(), store.SandboxFilter{
-		States:     []store.SandboxState{store.StateCreating, store.StateRunning, store.StatePausing, store.StatePaused},
+		States:     []store.SandboxState{store.StateCreating, store.StateRunning, store.StatePaused},
 		TemplateID: t.ID,
 		Limit:      1,
 	})

@@ -287,18 +287,12 @@ func (o *Orchestrator) Create(ctx context.Context, req CreateRequest) (*store.Sa
 		return nil, err
 	}
 	tm.mark("start_cmd")
-	updated, err := o.cfg.Store.UpdateSandbox(cctx, sb.ID, func(s *store.Sandbox) error {
-		s.State = store.StateRunning
-		s.IP = ip.String()
-		s.UpdatedAt = time.Now().UTC()
-		return nil
-	})
+	updated, err := o.transition(cctx, sb.ID, store.StateRunning, "", func(s *store.Sandbox) { s.IP = ip.String() })
 	if err != nil {
 		o.teardown(cctx, sb.ID)
 		o.finish(cctx, sb.ID, "create failed: "+err.Error())
 		return nil, fmt.Errorf("record running sandbox: %w", err)
 	}
-	o.track(updated, ip)
 	if err := o.cfg.Store.TouchTemplate(cctx, tpl.ID, now); err != nil {
 		o.log.Warn("touch template", "template", tpl.ID, "err", err)
 	}
@@ -430,22 +424,18 @@ func (o *Orchestrator) teardown(ctx context.Context, id string) {
 
 // finish records a sandbox as killed with a reason.
 func (o *Orchestrator) finish(ctx context.Context, id, reason string) {
-	_, err := o.cfg.Store.UpdateSandbox(ctx, id, func(s *store.Sandbox) error {
-		s.State = store.StateKilled
-		s.EndedAt = time.Now().UTC()
-		s.EndReason = reason
-		s.UpdatedAt = s.EndedAt
-		return nil
-	})
-	if err != nil {
+	if _, err := o.transition(ctx, id, store.StateKilled, "sandbox killed: "+reason, func(s *store.Sandbox) { s.EndReason = reason }); err != nil {
 		o.log.Error("record killed sandbox", "sandbox", id, "err", err)
 	}
-	o.event(ctx, id, "info", "sandbox killed: "+reason)
 }
 
 func (o *Orchestrator) track(sb *store.Sandbox, ip netip.Addr) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	o.trackLocked(sb, ip)
+}
+
+func (o *Orchestrator) trackLocked(sb *store.Sandbox, ip netip.Addr) {
 	o.live[sb.ID] = &entry{
 		ip: ip, state: sb.State, endAt: sb.EndAt, autoPause: sb.AutoPause,
 		trafficToken: sb.TrafficToken, accessToken: sb.AccessToken,
@@ -514,7 +504,7 @@ func (o *Orchestrator) Get(ctx context.Context, id string) (*store.Sandbox, erro
 // listed; an empty state filter means running and paused.
 func (o *Orchestrator) List(ctx context.Context, f store.SandboxFilter) ([]*store.Sandbox, *store.Cursor, error) {
 	if len(f.States) == 0 {
-		f.States = []store.SandboxState{store.StateRunning, store.StatePausing, store.StatePaused}
+		f.States = []store.SandboxState{store.StateRunning, store.StatePaused}
 	}
 	return o.cfg.Store.ListSandboxes(ctx, f)
 }
@@ -603,23 +593,8 @@ func (o *Orchestrator) Pause(ctx context.Context, id string) error {
 	if err := p.Pause(ctx, id); err != nil {
 		return fmt.Errorf("pause %s: %w", id, err)
 	}
-	now := time.Now().UTC()
-	if _, err := o.cfg.Store.UpdateSandbox(ctx, id, func(s *store.Sandbox) error {
-		s.State = store.StatePaused
-		s.PausedAt = now
-		s.UpdatedAt = now
-		return nil
-	}); err != nil {
-		return err
-	}
-	o.mu.Lock()
-	if e, ok := o.live[id]; ok {
-		e.state = store.StatePaused
-		e.pausedAt = now
-	}
-	o.mu.Unlock()
-	o.event(ctx, id, "info", "sandbox paused")
-	return nil
+	_, err = o.transition(ctx, id, store.StatePaused, "sandbox paused", nil)
+	return err
 }
 
 func (o *Orchestrator) resume(ctx context.Context, id string) error {
@@ -651,22 +626,8 @@ func (o *Orchestrator) resume(ctx context.Context, id string) error {
 			o.log.Warn("re-init envd after resume", "sandbox", id, "err", err)
 		}
 	}
-	if _, err := o.cfg.Store.UpdateSandbox(ctx, id, func(s *store.Sandbox) error {
-		s.State = store.StateRunning
-		s.PausedAt = time.Time{}
-		s.UpdatedAt = time.Now().UTC()
-		return nil
-	}); err != nil {
-		return err
-	}
-	o.mu.Lock()
-	if e, ok := o.live[id]; ok {
-		e.state = store.StateRunning
-		e.pausedAt = time.Time{}
-	}
-	o.mu.Unlock()
-	o.event(ctx, id, "info", "sandbox resumed")
-	return nil
+	_, err = o.transition(ctx, id, store.StateRunning, "sandbox resumed", nil)
+	return err
 }
 
 // Route is what the gateway needs to forward a request to a sandbox.

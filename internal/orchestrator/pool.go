@@ -238,16 +238,14 @@ func (p *pool) claim(ctx context.Context, req CreateRequest, t *store.Template) 
 	if t.StartCmd != "" {
 		tm.mark("start_cmd")
 	}
-	updated, err := o.cfg.Store.UpdateSandbox(ctx, m.id, func(s *store.Sandbox) error {
+	// The events are appended below, off the caller's path.
+	updated, err := o.transition(ctx, m.id, store.StateRunning, "", func(s *store.Sandbox) {
 		*s = *fresh
-		s.State = store.StateRunning
 		s.IP = m.ip.String()
-		return nil
 	})
 	if err != nil {
 		return fail("record", err)
 	}
-	o.track(updated, m.ip)
 	tm.mark("record")
 	// Bookkeeping that need not delay the caller: three more synchronous
 	// commits would triple the claim's store time. The sandbox lock is held

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"time"
 
 	"github.com/airlock-sandbox/airlock/internal/runtime"
 	"github.com/airlock-sandbox/airlock/internal/store"
@@ -33,13 +32,12 @@ func (o *Orchestrator) recover(ctx context.Context) error {
 	}
 
 	records, _, err := o.cfg.Store.ListSandboxes(ctx, store.SandboxFilter{
-		States: []store.SandboxState{store.StateCreating, store.StateRunning, store.StatePausing, store.StatePaused},
+		States: []store.SandboxState{store.StateCreating, store.StateRunning, store.StatePaused},
 	})
 	if err != nil {
 		return fmt.Errorf("list sandboxes: %w", err)
 	}
 	owned := map[string]bool{}
-	now := time.Now().UTC()
 	for _, sb := range records {
 		in, hasContainer := containers[sb.ID]
 		ip, ipErr := netip.ParseAddr(sb.IP)
@@ -57,14 +55,11 @@ func (o *Orchestrator) recover(ctx context.Context) error {
 				state = store.StatePaused
 			}
 			if state != sb.State {
-				if _, err := o.cfg.Store.UpdateSandbox(ctx, sb.ID, func(s *store.Sandbox) error {
-					s.State = state
-					s.UpdatedAt = now
-					return nil
-				}); err != nil {
+				rec, err := o.transition(ctx, sb.ID, state, "", nil)
+				if err != nil {
 					return fmt.Errorf("record state of %s: %w", sb.ID, err)
 				}
-				sb.State = state
+				sb = rec
 			}
 			o.track(sb, ip)
 			o.log.Info("adopted sandbox", "sandbox", sb.ID, "state", state)

@@ -23,7 +23,6 @@ type SandboxState string
 const (
 	StateCreating SandboxState = "creating"
 	StateRunning  SandboxState = "running"
-	StatePausing  SandboxState = "pausing"
 	StatePaused   SandboxState = "paused"
 	StateKilled   SandboxState = "killed"
 )

@@ -47,7 +47,7 @@ func testListFilters(t *testing.T, s store.Store) {
 		{"all ascending", store.SandboxFilter{Ascending: true}, []string{"sb-a", "sb-b", "sb-c", "sb-e", "sb-d"}},
 		{"one state", store.SandboxFilter{States: running}, []string{"sb-d", "sb-a"}},
 		{"two states", store.SandboxFilter{States: []store.SandboxState{store.StateRunning, store.StatePaused}}, []string{"sb-d", "sb-b", "sb-a"}},
-		{"state none match", store.SandboxFilter{States: []store.SandboxState{store.StatePausing}}, nil},
+		{"state none match", store.SandboxFilter{States: []store.SandboxState{"no-such-state"}}, nil},
 		{"metadata one pair", store.SandboxFilter{Metadata: map[string]string{"owner": "alice"}}, []string{"sb-e", "sb-b", "sb-a"}},
 		{"metadata all pairs", store.SandboxFilter{Metadata: map[string]string{"owner": "alice", "env": "dev"}}, []string{"sb-a"}},
 		{"metadata odd key", store.SandboxFilter{Metadata: map[string]string{"a.b": `x"y`}}, []string{"sb-a"}},
