@@ -39,10 +39,19 @@ type Orchestrator interface {
 	Owner(ctx context.Context, id string) (string, error)
 }
 
+// Store is the part of the store the API reads itself: templates, keys and
+// teams, and sandbox listings (for the admin routes and template deletes).
+type Store interface {
+	store.Templates
+	store.APIKeys
+	store.Teams
+	ListSandboxes(ctx context.Context, f store.SandboxFilter) ([]*store.Sandbox, *store.Cursor, error)
+}
+
 // Config wires the API's dependencies.
 type Config struct {
 	Orchestrator Orchestrator
-	Store        store.Store
+	Store        Store
 	// Templates, if set, removes a deleted template's files from disk.
 	Templates TemplateFiles
 	Log       *slog.Logger

@@ -46,7 +46,7 @@ type Options struct {
 
 // Create generates a new key, stores its hash and returns the key itself,
 // which is shown once and never stored.
-func Create(ctx context.Context, st store.Store, o Options) (string, *store.APIKey, error) {
+func Create(ctx context.Context, st store.APIKeys, o Options) (string, *store.APIKey, error) {
 	raw := make([]byte, 20)
 	if _, err := rand.Read(raw); err != nil {
 		return "", nil, err
@@ -75,7 +75,7 @@ func Create(ctx context.Context, st store.Store, o Options) (string, *store.APIK
 }
 
 // Check validates a presented key against the store.
-func Check(ctx context.Context, st store.Store, key string) (*store.APIKey, error) {
+func Check(ctx context.Context, st store.APIKeys, key string) (*store.APIKey, error) {
 	if !keyRe.MatchString(key) {
 		return nil, ErrInvalid
 	}

@@ -50,9 +50,17 @@ type Templates interface {
 	Resolve(ctx context.Context, ref string) (*store.Template, error)
 }
 
+// Store is the part of the store the orchestrator uses: sandbox records,
+// their events, and template spawn counts.
+type Store interface {
+	store.Sandboxes
+	store.Events
+	TouchTemplate(ctx context.Context, id string, at time.Time) error
+}
+
 // Config wires the orchestrator's dependencies.
 type Config struct {
-	Store     store.Store
+	Store     Store
 	Driver    runtime.Driver
 	Network   Network
 	Templates Templates

@@ -128,8 +128,8 @@ type SandboxFilter struct {
 	After        *Cursor           // continue after this position
 }
 
-// Store is the persistence interface. Every method is safe for concurrent use.
-type Store interface {
+// Sandboxes persists sandbox records.
+type Sandboxes interface {
 	CreateSandbox(ctx context.Context, s *Sandbox) error // ErrAlreadyExists
 	GetSandbox(ctx context.Context, id string) (*Sandbox, error)
 	// UpdateSandbox atomically reads the sandbox, applies fn and writes it
@@ -138,7 +138,10 @@ type Store interface {
 	// ListSandboxes returns at most f.Limit sandboxes and the cursor of the
 	// next page (nil on the last page).
 	ListSandboxes(ctx context.Context, f SandboxFilter) ([]*Sandbox, *Cursor, error)
+}
 
+// Templates persists template records.
+type Templates interface {
 	PutTemplate(ctx context.Context, t *Template) error // insert or replace
 	// GetTemplate finds a template by ID or by any of its aliases.
 	GetTemplate(ctx context.Context, idOrAlias string) (*Template, error)
@@ -146,21 +149,39 @@ type Store interface {
 	DeleteTemplate(ctx context.Context, id string) error
 	// TouchTemplate records one spawn.
 	TouchTemplate(ctx context.Context, id string, at time.Time) error
+}
 
+// Teams persists teams.
+type Teams interface {
 	CreateTeam(ctx context.Context, t *Team) error // ErrAlreadyExists on an ID or name clash
 	// GetTeam finds a team by ID or by name.
 	GetTeam(ctx context.Context, idOrName string) (*Team, error)
 	ListTeams(ctx context.Context) ([]*Team, error) // oldest first
+}
 
+// APIKeys persists API keys (their hashes).
+type APIKeys interface {
 	CreateAPIKey(ctx context.Context, k *APIKey) error
 	GetAPIKeyByHash(ctx context.Context, hash string) (*APIKey, error) // revoked keys: ErrNotFound
 	ListAPIKeys(ctx context.Context) ([]*APIKey, error)
 	RevokeAPIKey(ctx context.Context, id string) error
 	TouchAPIKey(ctx context.Context, id string, at time.Time) error
+}
 
+// Events persists sandboxes' lifecycle logs.
+type Events interface {
 	AppendEvent(ctx context.Context, e Event) error
 	// ListEvents returns events of a sandbox at or after since, oldest first.
 	ListEvents(ctx context.Context, sandboxID string, since time.Time, limit int) ([]Event, error)
+}
 
+// Store is every domain in one database; each consumer takes only the
+// domains it uses. Every method is safe for concurrent use.
+type Store interface {
+	Sandboxes
+	Templates
+	Teams
+	APIKeys
+	Events
 	Close() error
 }

@@ -62,7 +62,7 @@ type Config struct {
 // Manager builds the built-in templates and resolves templates for sandboxes.
 type Manager struct {
 	cfg      Config
-	st       store.Store
+	st       store.Templates
 	log      *slog.Logger
 	sources  aptSources
 	populate populateFunc // debootstrap + apt-get; replaced in tests
@@ -74,7 +74,7 @@ type Manager struct {
 
 // NewManager returns a Manager that keeps templates under cfg.DataDir and
 // records them in st.
-func NewManager(cfg Config, st store.Store, log *slog.Logger) *Manager {
+func NewManager(cfg Config, st store.Templates, log *slog.Logger) *Manager {
 	if log == nil {
 		log = slog.Default()
 	}

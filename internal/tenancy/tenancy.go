@@ -100,7 +100,7 @@ var nameRe = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
 var idLike = regexp.MustCompile(`^t[0-9a-f]{16}$`)
 
 // EnsureTeam returns the team with this name, creating it if needed.
-func EnsureTeam(ctx context.Context, st store.Store, name string) (*store.Team, error) {
+func EnsureTeam(ctx context.Context, st store.Teams, name string) (*store.Team, error) {
 	if !nameRe.MatchString(name) || idLike.MatchString(name) {
 		return nil, fmt.Errorf("%w %q: use 1-63 lower-case letters, digits, '.', '_' or '-'", ErrInvalidTeam, name)
 	}
