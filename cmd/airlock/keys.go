@@ -4,24 +4,23 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	"github.com/airlock-sandbox/airlock/internal/apikey"
 	"github.com/airlock-sandbox/airlock/internal/store"
-	"github.com/airlock-sandbox/airlock/internal/store/sqlite"
 	"github.com/airlock-sandbox/airlock/internal/tenancy"
 )
 
 func newKeysCmd() *cobra.Command {
-	var dataDir string
+	var dataDir, storeSpec string
 	cmd := &cobra.Command{
 		Use:   "keys",
 		Short: "Manage API keys (works while the server runs)",
 	}
 	cmd.PersistentFlags().StringVar(&dataDir, "data-dir", envOr("AIRLOCK_DATA_DIR", "/var/lib/airlock"), "data directory (env AIRLOCK_DATA_DIR)")
+	cmd.PersistentFlags().StringVar(&storeSpec, "store", envOr("AIRLOCK_STORE", ""), storeFlagHelp)
 
 	var (
 		name, team string
@@ -38,7 +37,7 @@ operator-only /admin routes.`,
 		Example: "  export E2B_API_KEY=$(airlock keys create --name ci)\n  airlock keys create --team acme --name agent",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, err := sqlite.Open(filepath.Join(dataDir, "airlock.db"))
+			st, err := openStore(cmd.Context(), storeSpec, dataDir)
 			if err != nil {
 				return err
 			}
@@ -68,7 +67,7 @@ operator-only /admin routes.`,
 		Short: "List API keys (masked)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, err := sqlite.Open(filepath.Join(dataDir, "airlock.db"))
+			st, err := openStore(cmd.Context(), storeSpec, dataDir)
 			if err != nil {
 				return err
 			}
@@ -125,7 +124,7 @@ operator-only /admin routes.`,
 		Short: "Revoke an API key by its ID (see keys list)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, err := sqlite.Open(filepath.Join(dataDir, "airlock.db"))
+			st, err := openStore(cmd.Context(), storeSpec, dataDir)
 			if err != nil {
 				return err
 			}

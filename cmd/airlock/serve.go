@@ -26,7 +26,6 @@ import (
 	"github.com/airlock-sandbox/airlock/internal/network"
 	"github.com/airlock-sandbox/airlock/internal/orchestrator"
 	"github.com/airlock-sandbox/airlock/internal/runtime/oci"
-	"github.com/airlock-sandbox/airlock/internal/store/sqlite"
 	"github.com/airlock-sandbox/airlock/internal/template"
 	"github.com/airlock-sandbox/airlock/internal/tenancy"
 )
@@ -34,6 +33,7 @@ import (
 type serveOptions struct {
 	addr    string
 	dataDir string
+	store   string
 	runtime string
 	domain  string
 	bridge  string
@@ -67,6 +67,7 @@ API key. Sandboxes keep running across a restart of the server.`,
 	f := cmd.Flags()
 	f.StringVar(&o.addr, "addr", envOr("AIRLOCK_ADDR", ":3000"), "listen address (env AIRLOCK_ADDR)")
 	f.StringVar(&o.dataDir, "data-dir", envOr("AIRLOCK_DATA_DIR", "/var/lib/airlock"), "data directory (env AIRLOCK_DATA_DIR)")
+	f.StringVar(&o.store, "store", envOr("AIRLOCK_STORE", ""), storeFlagHelp)
 	f.StringVar(&o.runtime, "runtime", envOr("AIRLOCK_RUNTIME", "runc"), "isolation runtime: runc or runsc (env AIRLOCK_RUNTIME)")
 	f.StringVar(&o.domain, "domain", envOr("AIRLOCK_DOMAIN", ""), "sandbox domain for {port}-{id}.{domain} host routing (env AIRLOCK_DOMAIN)")
 	f.StringVar(&o.bridge, "bridge", envOr("AIRLOCK_BRIDGE", "airlock0"), "host bridge for sandbox networking; one per server on a host (env AIRLOCK_BRIDGE)")
@@ -110,7 +111,7 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 		return fmt.Errorf("install the sandbox agent: %w", err)
 	}
 
-	st, err := sqlite.Open(filepath.Join(o.dataDir, "airlock.db"))
+	st, err := openStore(ctx, o.store, o.dataDir)
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}

@@ -5,12 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 
 	"github.com/airlock-sandbox/airlock/internal/store"
-	"github.com/airlock-sandbox/airlock/internal/store/sqlite"
 	"github.com/airlock-sandbox/airlock/internal/template"
 	"github.com/airlock-sandbox/airlock/internal/tenancy"
 )
@@ -48,6 +46,7 @@ func newTemplateBuildCmd(f *clientFlags) *cobra.Command {
 		runs           []string
 		cpu, memoryMB  int
 		dataDir, team  string
+		storeSpec      string
 		public         bool
 	)
 	cmd := &cobra.Command{
@@ -66,7 +65,7 @@ func newTemplateBuildCmd(f *clientFlags) *cobra.Command {
 			if os.Geteuid() != 0 {
 				return errors.New("template build must run as root on the server host")
 			}
-			st, err := sqlite.Open(filepath.Join(dataDir, "airlock.db"))
+			st, err := openStore(cmd.Context(), storeSpec, dataDir)
 			if err != nil {
 				return err
 			}
@@ -112,6 +111,7 @@ func newTemplateBuildCmd(f *clientFlags) *cobra.Command {
 	fl.IntVar(&memoryMB, "memory-mb", 0, "default memory of its sandboxes in MiB (default: the source's)")
 	fl.StringVar(&team, "team", store.DefaultTeamID, "the team that owns the template (only its keys see it)")
 	fl.BoolVar(&public, "public", false, "let every team create sandboxes from it")
+	fl.StringVar(&storeSpec, "store", envOr("AIRLOCK_STORE", ""), storeFlagHelp)
 	fl.StringVar(&dataDir, "data-dir", envOr("AIRLOCK_DATA_DIR", "/var/lib/airlock"), "the server's data directory (env AIRLOCK_DATA_DIR)")
 	return cmd
 }

@@ -90,7 +90,13 @@ func startServer(t *testing.T, runtime, addr string, extra ...string) *server {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	out, err := exec.Command(airlockBin, "keys", "create", "--data-dir", dataDir, "--name", t.Name()).Output()
+	keyArgs := []string{"keys", "create", "--data-dir", dataDir, "--name", t.Name()}
+	for i := 0; i+1 < len(extra); i++ {
+		if extra[i] == "--store" { // the key must land in the server's store
+			keyArgs = append(keyArgs, "--store", extra[i+1])
+		}
+	}
+	out, err := exec.Command(airlockBin, keyArgs...).Output()
 	if err != nil {
 		t.Fatalf("keys create: %v", err)
 	}

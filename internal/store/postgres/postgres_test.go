@@ -15,21 +15,23 @@ import (
 
 	"github.com/airlock-sandbox/airlock/internal/store"
 	"github.com/airlock-sandbox/airlock/internal/store/storetest"
+
+	"github.com/airlock-sandbox/airlock/internal/store/postgres/pgtest"
 )
 
 // srv is shared by the package's tests; each test gets its own database.
-var srv *server
+var srv *pgtest.Server
 
 func TestMain(m *testing.M) {
 	slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	var err error
-	if srv, err = startServer(); err != nil {
+	if srv, err = pgtest.Start(); err != nil {
 		// Fail, not skip: these tests are the only check of this package.
 		fmt.Fprintf(os.Stderr, "FAIL: cannot start a throwaway PostgreSQL: %v\n", err)
 		os.Exit(1)
 	}
 	code := m.Run()
-	if err := srv.stop(); err != nil {
+	if err := srv.Stop(); err != nil {
 		fmt.Fprintf(os.Stderr, "stopping PostgreSQL: %v\n", err)
 		code = 1
 	}
@@ -42,15 +44,15 @@ var dbSeq atomic.Int64
 func newDB(t *testing.T) string {
 	t.Helper()
 	name := fmt.Sprintf("airlock_test_%d", dbSeq.Add(1))
-	if err := srv.admin(t.Context(), "CREATE DATABASE "+name); err != nil {
+	if err := srv.Admin(t.Context(), "CREATE DATABASE "+name); err != nil {
 		t.Fatalf("create database: %v", err)
 	}
 	t.Cleanup(func() {
-		if err := srv.admin(context.Background(), "DROP DATABASE "+name+" WITH (FORCE)"); err != nil {
+		if err := srv.Admin(context.Background(), "DROP DATABASE "+name+" WITH (FORCE)"); err != nil {
 			t.Errorf("drop database: %v", err)
 		}
 	})
-	return srv.dsn(name)
+	return srv.DSN(name)
 }
 
 func mustOpen(t *testing.T, dsn string) *Store {

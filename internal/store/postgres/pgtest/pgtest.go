@@ -1,4 +1,7 @@
-package postgres
+// Package pgtest runs a throwaway PostgreSQL cluster for tests: initdb, then
+// postgres as a child process, reachable only through a Unix socket in a
+// temporary directory.
+package pgtest
 
 import (
 	"context"
@@ -16,10 +19,8 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// server is a throwaway PostgreSQL cluster (initdb, then postgres as a
-// child process) in a temporary directory,
-// reachable only through a Unix socket in that directory.
-type server struct {
+// Server is one throwaway cluster.
+type Server struct {
 	dir  string // data dir and socket dir live here
 	bin  string // directory of initdb, pg_ctl, postgres
 	cred *syscall.Credential
@@ -44,7 +45,8 @@ func pgBinDir() (string, error) {
 	return "", errors.New("initdb not found: install PostgreSQL (apt-get install postgresql)")
 }
 
-func startServer() (*server, error) {
+// Start initialises and starts a cluster (as the postgres user when run as root).
+func Start() (*Server, error) {
 	bin, err := pgBinDir()
 	if err != nil {
 		return nil, err
@@ -53,7 +55,7 @@ func startServer() (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &server{dir: dir, bin: bin}
+	s := &Server{dir: dir, bin: bin}
 	// PostgreSQL refuses to run as root; run it as the postgres user then.
 	if os.Geteuid() == 0 {
 		u, err := user.Lookup("postgres")
@@ -82,7 +84,7 @@ func startServer() (*server, error) {
 
 // start runs postgres as our own child, not daemonised by pg_ctl, so that
 // we reap it and it dies with us.
-func (s *server) start() error {
+func (s *Server) start() error {
 	// No TCP listener; fsync off because the cluster is thrown away.
 	s.proc = exec.Command(filepath.Join(s.bin, "postgres"), "-D", s.dataDir(), "-k", s.dir,
 		"-c", "listen_addresses=", "-F")
@@ -104,7 +106,7 @@ func (s *server) start() error {
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		conn, err := pgx.Connect(ctx, s.dsn("postgres"))
+		conn, err := pgx.Connect(ctx, s.DSN("postgres"))
 		cancel()
 		if err == nil {
 			conn.Close(context.Background())
@@ -125,9 +127,9 @@ func (s *server) start() error {
 	}
 }
 
-func (s *server) dataDir() string { return filepath.Join(s.dir, "data") }
+func (s *Server) dataDir() string { return filepath.Join(s.dir, "data") }
 
-func (s *server) run(prog string, args ...string) error {
+func (s *Server) run(prog string, args ...string) error {
 	cmd := exec.Command(filepath.Join(s.bin, prog), args...)
 	cmd.Dir = s.dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred}
@@ -138,8 +140,8 @@ func (s *server) run(prog string, args ...string) error {
 	return nil
 }
 
-// stop shuts the server down (SIGQUIT: immediate) and removes its files.
-func (s *server) stop() error {
+// Stop shuts the server down (SIGQUIT: immediate) and removes its files.
+func (s *Server) Stop() error {
 	var err error
 	if sigErr := s.proc.Process.Signal(syscall.SIGQUIT); sigErr != nil {
 		err = sigErr
@@ -153,19 +155,25 @@ func (s *server) stop() error {
 	return errors.Join(err, os.RemoveAll(s.dir))
 }
 
-func (s *server) dsn(db string) string {
+// DSN is the keyword/value connection string of database db.
+func (s *Server) DSN(db string) string {
 	return fmt.Sprintf("host=%s port=5432 user=postgres dbname=%s sslmode=disable", s.dir, db)
 }
 
-// admin runs one statement in the maintenance database.
-func (s *server) admin(ctx context.Context, sql string) error {
+// Admin runs one statement in the maintenance database.
+func (s *Server) Admin(ctx context.Context, sql string) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, s.dsn("postgres"))
+	conn, err := pgx.Connect(ctx, s.DSN("postgres"))
 	if err != nil {
 		return err
 	}
 	defer conn.Close(ctx)
 	_, err = conn.Exec(ctx, sql)
 	return err
+}
+
+// URL is the postgres:// URL of database db, as `airlock serve --store` takes it.
+func (s *Server) URL(db string) string {
+	return "postgres://postgres@/" + db + "?host=" + s.dir + "&sslmode=disable"
 }
