@@ -22,14 +22,7 @@ type containerState struct {
 
 // globalArgs are the flags every invocation of the runtime needs.
 func (d *Driver) globalArgs() []string {
-	args := []string{"--root", d.cfg.RuntimeRoot}
-	if d.cfg.Runtime == RuntimeRunsc {
-		// systrap works without KVM; sandbox networking joins the netns
-		// named in config.json and serves it with gVisor's netstack.
-		// --oci-seccomp makes the sentry enforce config.json's profile too.
-		args = append(args, "--platform=systrap", "--network=sandbox", "--oci-seccomp")
-	}
-	return args
+	return append([]string{"--root", d.cfg.RuntimeRoot}, d.flavor.globalArgs...)
 }
 
 // run invokes the runtime and returns its stdout; stderr is folded into the error.

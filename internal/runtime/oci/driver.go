@@ -39,6 +39,7 @@ type Config struct {
 // directories and the runtime's own state.
 type Driver struct {
 	cfg     Config
+	flavor  flavor
 	log     *slog.Logger
 	cgroups cgroupLayout
 	limits  hostLimits
@@ -57,8 +58,9 @@ func New(cfg Config, log *slog.Logger) (*Driver, error) {
 	if cfg.Runtime == "" {
 		cfg.Runtime = RuntimeRunc
 	}
-	if cfg.Runtime != RuntimeRunc && cfg.Runtime != RuntimeRunsc {
-		return nil, fmt.Errorf("oci: unknown runtime %q (want runc or runsc)", cfg.Runtime)
+	fl, err := flavorOf(cfg.Runtime)
+	if err != nil {
+		return nil, err
 	}
 	if cfg.CgroupParent == "" {
 		cfg.CgroupParent = "airlock"
@@ -97,7 +99,7 @@ func New(cfg Config, log *slog.Logger) (*Driver, error) {
 			"oom_score_adj", limits.oomScoreAdj, "nofile", limits.nofile)
 	}
 	log.Debug("oci driver ready", "runtime", cfg.Runtime, "binary", bin, "cgroups", cg.mode)
-	return &Driver{cfg: cfg, log: log, cgroups: cg, limits: limits, locks: map[string]*sync.Mutex{}}, nil
+	return &Driver{cfg: cfg, flavor: fl, log: log, cgroups: cg, limits: limits, locks: map[string]*sync.Mutex{}}, nil
 }
 
 func findBinary(name, path string) (string, error) {
@@ -132,7 +134,7 @@ type Capabilities struct {
 // Capabilities reports what this driver supports. Checkpoint needs runsc:
 // runc would need CRIU, which does not work on these kernels.
 func (d *Driver) Capabilities() Capabilities {
-	return Capabilities{Pause: true, Checkpoint: d.cfg.Runtime == RuntimeRunsc}
+	return Capabilities{Pause: true, Checkpoint: d.flavor.checkpoint}
 }
 
 // CgroupMode reports the detected cgroup layout: "v1", "v2" or "hybrid".

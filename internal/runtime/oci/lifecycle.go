@@ -62,11 +62,7 @@ func (d *Driver) Create(ctx context.Context, spec runtime.Spec) (info runtime.In
 	var extra []*os.File
 	if spec.ReadyFile != nil {
 		extra = []*os.File{spec.ReadyFile} // descriptor 3 of the runtime
-		if d.cfg.Runtime == RuntimeRunsc {
-			args = append(args, fmt.Sprintf("--pass-fd=3:%d", runtime.ReadyFD))
-		} else {
-			args = append(args, "--preserve-fds=1")
-		}
+		args = append(args, d.flavor.passFD(runtime.ReadyFD)...)
 	}
 	if err := d.runWithStdio(ctx, log, extra, append(args, spec.ID)...); err != nil {
 		return runtime.Info{}, err
@@ -106,7 +102,7 @@ func (d *Driver) prepareBundle(spec runtime.Spec, b bundle) (meta, error) {
 	if _, err := b.overlayOptions(spec.RootfsDir); err != nil {
 		return meta{}, err
 	}
-	if d.cfg.Runtime == RuntimeRunsc {
+	if d.flavor.hostOverlay {
 		if err := b.mountOverlay(spec.RootfsDir); err != nil {
 			return meta{}, err
 		}
@@ -180,7 +176,7 @@ func (d *Driver) cleanup(ctx context.Context, id string) error {
 // it. runsc is left to `delete --force`: its init's host PID is the
 // sandbox process, which outlives the container's processes.
 func (d *Driver) stop(ctx context.Context, id string) {
-	if d.cfg.Runtime == RuntimeRunsc {
+	if !d.flavor.killInitFirst {
 		return
 	}
 	pid, err := d.bundle(id).readPid()

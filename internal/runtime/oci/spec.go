@@ -75,9 +75,7 @@ func (d *Driver) ociSpec(spec runtime.Spec, b bundle) *specs.Spec {
 			Seccomp:       seccompProfile(),
 		},
 	}
-	if d.cfg.Runtime == RuntimeRunsc && spec.Resources.PidsMax > 0 {
-		// gVisor counts tasks itself: RLIMIT_NPROC stops a fork bomb inside
-		// the sentry before the host pids limit would kill the sentry.
+	if d.flavor.nprocLimit && spec.Resources.PidsMax > 0 {
 		n := uint64(spec.Resources.PidsMax)
 		s.Process.Rlimits = append(s.Process.Rlimits, specs.POSIXRlimit{Type: "RLIMIT_NPROC", Hard: n, Soft: n})
 	}
@@ -124,13 +122,7 @@ func (d *Driver) resources(r runtime.Resources) *specs.LinuxResources {
 		res.CPU = &specs.LinuxCPU{Period: &period, Quota: &quota}
 	}
 	if r.PidsMax > 0 {
-		limit := r.PidsMax
-		if d.cfg.Runtime == RuntimeRunsc {
-			// The host cgroup also holds the sentry's own threads and one
-			// stub process per guest address space; at the bare limit the
-			// sentry itself fails to clone and the whole sandbox dies.
-			limit += runscPidsOverhead
-		}
+		limit := r.PidsMax + d.flavor.pidsOverhead
 		res.Pids = &specs.LinuxPids{Limit: limit}
 	}
 	return res
@@ -148,7 +140,7 @@ func (d *Driver) mounts(spec runtime.Spec, b bundle) []specs.Mount {
 		{Destination: "/etc/hostname", Type: "bind", Source: b.hostnameFile(), Options: []string{"bind", "ro", "nosuid", "nodev", "noexec"}},
 		{Destination: "/etc/hosts", Type: "bind", Source: b.hostsFile(), Options: []string{"bind", "ro", "nosuid", "nodev", "noexec"}},
 	}
-	if d.cfg.Runtime != RuntimeRunsc {
+	if !d.flavor.hostOverlay {
 		// Mounted on the (empty) rootfs dir before anything else, so the
 		// sandbox's root exists only in its own mount namespace.
 		opts, _ := b.overlayOptions(spec.RootfsDir) // validated by prepareBundle

@@ -1,0 +1,64 @@
+package oci
+
+import (
+	"fmt"
+	"strconv"
+)
+
+// flavor is everything that differs between the OCI runtimes the driver
+// runs; the rest of the driver is the same code for all of them.
+type flavor struct {
+	// globalArgs go before every invocation's command.
+	globalArgs []string
+	// passFD returns the flags that hand the runtime's descriptor 3 to the
+	// container's init as descriptor fd.
+	passFD func(fd int) []string
+	// hostOverlay mounts the sandbox's overlay on the host, where the
+	// runtime's file server reads it; otherwise the runtime mounts it inside
+	// the container's mount namespace (config.json's first mount).
+	hostOverlay bool
+	// killInitFirst kills the container's init and waits for it before
+	// `delete --force`, which would otherwise sleep before its first look.
+	killInitFirst bool
+	// pidsOverhead is host tasks the runtime itself needs in the sandbox's
+	// pids cgroup on top of the sandbox's own limit.
+	pidsOverhead int64
+	// nprocLimit also sets RLIMIT_NPROC to the pids limit, for runtimes that
+	// count the sandbox's tasks themselves.
+	nprocLimit bool
+	// checkpoint says whether checkpoint/restore works.
+	checkpoint bool
+}
+
+var flavors = map[string]flavor{
+	RuntimeRunc: {
+		passFD:        func(int) []string { return []string{"--preserve-fds=1"} },
+		killInitFirst: true,
+		// Checkpointing runc needs CRIU, which does not work on these kernels.
+	},
+	RuntimeRunsc: {
+		// systrap works without KVM; sandbox networking joins the netns
+		// named in config.json and serves it with gVisor's netstack.
+		// --oci-seccomp makes the sentry enforce config.json's profile too.
+		globalArgs: []string{"--platform=systrap", "--network=sandbox", "--oci-seccomp"},
+		passFD:     func(fd int) []string { return []string{"--pass-fd=3:" + strconv.Itoa(fd)} },
+		// runsc's gofer serves the rootfs from the host side.
+		hostOverlay: true,
+		// The host cgroup also holds the sentry's own threads and one stub
+		// process per guest address space; at the bare limit the sentry
+		// itself fails to clone and the whole sandbox dies.
+		pidsOverhead: runscPidsOverhead,
+		// gVisor counts tasks itself: RLIMIT_NPROC stops a fork bomb inside
+		// the sentry before the host pids limit would kill the sentry.
+		nprocLimit: true,
+		checkpoint: true,
+	},
+}
+
+func flavorOf(runtime string) (flavor, error) {
+	f, ok := flavors[runtime]
+	if !ok {
+		return flavor{}, fmt.Errorf("oci: unknown runtime %q (want runc or runsc)", runtime)
+	}
+	return f, nil
+}
