@@ -18,6 +18,7 @@ import (
 	"net/netip"
 	"path"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -240,14 +241,14 @@ func interpreterPublic(method, p string) bool {
 	return false
 }
 
-// isInternalEnvdPath lists envd routes only the orchestrator may call.
+// internalEnvdPaths are envd's routes only the server may call
+// (spec/envd-http.yaml marks them x-internal; a test keeps the two equal).
+var internalEnvdPaths = []string{"/init", "/freeze", "/unfreeze", "/fsfreeze", "/fsthaw", "/collapse", "/upgrade"}
+
+// isInternalEnvdPath reports whether p is one of them, cleaned, so "//init"
+// or "/x/../init" are the same route to envd's mux.
 func isInternalEnvdPath(p string) bool {
-	// Cleaned, so "//init" or "/x/../init" are the same route to envd's mux.
-	switch path.Clean("/" + p) {
-	case "/init", "/freeze", "/unfreeze", "/fsfreeze", "/fsthaw", "/collapse", "/upgrade":
-		return true
-	}
-	return false
+	return slices.Contains(internalEnvdPaths, path.Clean("/"+p))
 }
 
 type target struct {
