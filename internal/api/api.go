@@ -152,6 +152,32 @@ func (s *Server) table() []route {
 		{"GET /templates/aliases/{alias}", team, noBody, s.templateAlias},
 		{"DELETE /templates/{id}", team, noBody, s.deleteTemplate},
 
+		// E2B routes Airlock does not serve yet: 501 with E2B's body, never
+		// a 404 the SDKs would read as "sandbox not found".
+		{"POST /sandboxes/{id}/fork", owner, smallBody, notImplemented("fork")},
+		{"PUT /sandboxes/{id}/network", owner, smallBody, notImplemented("updating a sandbox's network")},
+		{"POST /sandboxes/{id}/snapshots", owner, smallBody, notImplemented("snapshots")},
+		{"GET /v2/sandboxes/{id}/logs", owner, noBody, notImplemented("v2 logs")},
+		{"GET /sandboxes/metrics", team, noBody, notImplemented("metrics of many sandboxes")},
+		{"GET /snapshots", team, noBody, notImplemented("snapshots")},
+		{"POST /v3/templates", team, smallBody, notImplemented("template builds through the API")},
+		{"POST /v2/templates/{id}/builds/{buildID}", team, createMax, notImplemented("template builds through the API")},
+		{"GET /templates/{id}/builds/{buildID}/status", team, noBody, notImplemented("template builds through the API")},
+		{"GET /templates/{id}/builds/{buildID}/logs", team, noBody, notImplemented("template builds through the API")},
+		{"GET /templates/{id}/files/{hash}", team, noBody, notImplemented("template builds through the API")},
+		{"POST /templates/tags", team, smallBody, notImplemented("template tags")},
+		{"DELETE /templates/tags", team, smallBody, notImplemented("template tags")},
+		{"PATCH /v2/templates/{id}", team, smallBody, notImplemented("publishing templates through the API")},
+		{"GET /volumes", team, noBody, notImplemented("volumes")},
+		{"POST /volumes", team, smallBody, notImplemented("volumes")},
+		{"GET /volumes/{id}", team, noBody, notImplemented("volumes")},
+		{"DELETE /volumes/{id}", team, noBody, notImplemented("volumes")},
+		{"GET /secrets", team, noBody, notImplemented("secrets")},
+		{"POST /secrets", team, smallBody, notImplemented("secrets")},
+		{"GET /secrets/{id}", team, noBody, notImplemented("secrets")},
+		{"POST /secrets/{id}", team, smallBody, notImplemented("secrets")},
+		{"DELETE /secrets/{id}", team, noBody, notImplemented("secrets")},
+
 		{"GET /admin/teams", admin, noBody, s.adminTeams},
 		{"GET /admin/sandboxes", admin, noBody, s.adminSandboxes},
 		{"DELETE /admin/sandboxes/{id}", admin, noBody, s.killSandbox},
@@ -223,6 +249,13 @@ func (s *Server) guard(rt route) http.Handler {
 		}
 		rt.h(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, k)))
 	})
+}
+
+// notImplemented answers 501 for an E2B feature Airlock does not have yet.
+func notImplemented(what string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotImplemented, what+" is not implemented by Airlock yet ("+r.Method+" "+r.URL.Path+")")
+	}
 }
 
 // authenticate checks the X-API-KEY header; on failure it has answered.

@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -110,9 +111,10 @@ func toListed(sb *store.Sandbox) listedJSON {
 }
 
 type networkJSON struct {
-	AllowPublicTraffic *bool    `json:"allowPublicTraffic"`
-	AllowOut           []string `json:"allowOut"`
-	DenyOut            []string `json:"denyOut"`
+	AllowPublicTraffic *bool           `json:"allowPublicTraffic"`
+	AllowOut           []string        `json:"allowOut"`
+	DenyOut            []string        `json:"denyOut"`
+	MaskRequestHost    json.RawMessage `json:"maskRequestHost"` // refused until implemented
 }
 
 type createJSON struct {
@@ -124,6 +126,37 @@ type createJSON struct {
 	EnvVars             map[string]string `json:"envVars"`
 	AutoPause           bool              `json:"autoPause"`
 	Network             *networkJSON      `json:"network"`
+
+	// E2B fields Airlock does not implement yet: refused with a 400 that
+	// names them, never silently ignored (null counts as absent).
+	AutoPauseMemory *bool           `json:"autoPauseMemory"`
+	AutoResume      json.RawMessage `json:"autoResume"`
+	Mcp             json.RawMessage `json:"mcp"`
+	VolumeMounts    json.RawMessage `json:"volumeMounts"`
+	Iam             json.RawMessage `json:"iam"`
+}
+
+// unsupported names the first field of b that Airlock cannot honour yet.
+func (b createJSON) unsupported() string {
+	set := func(m json.RawMessage) bool {
+		v := strings.TrimSpace(string(m))
+		return v != "" && v != "null"
+	}
+	switch {
+	case b.AutoPauseMemory != nil && !*b.AutoPauseMemory:
+		return "autoPauseMemory: false (filesystem-only pause)"
+	case set(b.AutoResume) && strings.Contains(strings.ReplaceAll(string(b.AutoResume), " ", ""), `"enabled":true`):
+		return "autoResume"
+	case set(b.Mcp):
+		return "mcp"
+	case set(b.VolumeMounts) && strings.TrimSpace(string(b.VolumeMounts)) != "[]":
+		return "volumeMounts"
+	case set(b.Iam):
+		return "iam"
+	case b.Network != nil && set(b.Network.MaskRequestHost):
+		return "network.maskRequestHost"
+	}
+	return ""
 }
 
 // defaultCreateTimeout is the spec's default when a client sends none.
@@ -173,6 +206,9 @@ func createRequest(b createJSON) (orchestrator.CreateRequest, error) {
 	}
 	if req.Template == "" {
 		return req, fmt.Errorf("%w: templateID is required", orchestrator.ErrInvalid)
+	}
+	if f := b.unsupported(); f != "" {
+		return req, fmt.Errorf("%w: %s is not supported by Airlock yet", orchestrator.ErrInvalid, f)
 	}
 	if b.Timeout != nil {
 		if *b.Timeout <= 0 {

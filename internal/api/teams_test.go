@@ -303,3 +303,53 @@ func TestBodyDeadlineDoesNotCancelSlowHandlers(t *testing.T) {
 		t.Fatalf("slow create: %d %s, context %v", resp.StatusCode, b, tt.fo.ctxErr)
 	}
 }
+
+// Nothing is silently ignored: E2B create fields Airlock cannot honour are
+// a 400 naming them, and E2B routes it does not serve are a 501 with E2B's
+// body, never a 404 that the SDKs read as "sandbox not found".
+func TestUnsupportedIsSaidOutLoud(t *testing.T) {
+	tt := newTwoTeams(t)
+	for field, body := range map[string]string{
+		"mcp":                     `{"templateID":"base","mcp":{"github":{}}}`,
+		"volumeMounts":            `{"templateID":"base","volumeMounts":[{"name":"v","path":"/data"}]}`,
+		"iam":                     `{"templateID":"base","iam":{"tokens":{}}}`,
+		"autoResume":              `{"templateID":"base","autoResume":{"enabled": true}}`,
+		"autoPauseMemory":         `{"templateID":"base","autoPause":true,"autoPauseMemory":false}`,
+		"network.maskRequestHost": `{"templateID":"base","network":{"maskRequestHost":"x.test"}}`,
+	} {
+		resp, b := do(t, tt.srv, tt.keyA, "POST", "/sandboxes", body)
+		if resp.StatusCode != 400 || !strings.Contains(string(b), field) {
+			t.Errorf("%s: %d %s, want 400 naming the field", field, resp.StatusCode, b)
+		}
+	}
+	for _, body := range []string{
+		`{"templateID":"base","mcp":null,"volumeMounts":[],"autoResume":{"enabled":false},"autoPauseMemory":true}`,
+	} {
+		if resp, b := do(t, tt.srv, tt.keyA, "POST", "/sandboxes", body); resp.StatusCode != 201 {
+			t.Errorf("harmless values %s: %d %s", body, resp.StatusCode, b)
+		}
+	}
+	n := 0
+	for _, rt := range tt.api.table() {
+		method, pattern, _ := strings.Cut(rt.pattern, " ")
+		path := pathParam.ReplaceAllString(pattern, "x")
+		if rt.access == owner {
+			path = strings.Replace(pattern, "{id}", tt.boxA, 1)
+		}
+		resp, b := do(t, tt.srv, tt.keyA, method, path, "")
+		if resp.StatusCode != http.StatusNotImplemented {
+			continue
+		}
+		n++
+		var eb errBody
+		if json.Unmarshal(b, &eb) != nil || eb.Code != 501 || !strings.Contains(eb.Message, "not implemented") {
+			t.Errorf("%s: 501 body %s", rt.pattern, b)
+		}
+	}
+	if n < 20 {
+		t.Errorf("only %d routes answer 501", n)
+	}
+	if resp, _ := do(t, tt.srv, tt.keyB, "POST", "/sandboxes/"+tt.boxA+"/fork", "{}"); resp.StatusCode != 404 {
+		t.Errorf("fork of another team's sandbox: %d, want 404 before 501", resp.StatusCode)
+	}
+}
