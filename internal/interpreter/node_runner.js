@@ -908,7 +908,13 @@ process.on('unhandledRejection', (reason) => {
     send({ type: 'stderr', text: 'Unhandled promise rejection: ' + errorInfo(err).traceback + '\n' });
   }
 });
+// sigintSeen says the running cell is being interrupted: a child process
+// in the same process group dies of the same SIGINT, and its error (say
+// execSync's "Command failed") may reach the cell before node's own
+// interrupt does; either way the cell was interrupted.
+let sigintSeen = false;
 process.on('SIGINT', () => {
+  sigintSeen = true;
   if (interruptCell) interruptCell();
 });
 
@@ -941,6 +947,7 @@ function interruptedError() {
 async function execute(cmd) {
   const id = cmd.id;
   current = { id, errored: false };
+  sigintSeen = false;
   const saved = {};
   for (const [k, v] of Object.entries(cmd.env || {})) {
     saved[k] = Object.prototype.hasOwnProperty.call(process.env, k) ? process.env[k] : undefined;
@@ -978,7 +985,7 @@ async function execute(cmd) {
     if (value !== undefined && !current.errored) send({ type: 'result', id, ...resultOf(value) });
   } catch (err) {
     let e = err;
-    if (err && err.code === 'ERR_SCRIPT_EXECUTION_INTERRUPTED') e = interruptedError();
+    if (err && (err.code === 'ERR_SCRIPT_EXECUTION_INTERRUPTED' || err.signal === 'SIGINT' || sigintSeen)) e = interruptedError();
     reportError(e, id);
   } finally {
     interruptCell = null;
