@@ -196,9 +196,9 @@ func (s *Server) guard(rt route) http.Handler {
 			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes", rt.maxBody))
 			return
 		}
-		// The body (bounded, small) is read here, under a deadline that is
-		// lifted afterwards: a deadline left on the connection would cancel
-		// the request's context in the middle of a long create.
+		// The body (bounded, small) is read here, in one place for every
+		// route, under a deadline that is lifted once it is in, so the
+		// handler's own work (a create can take seconds) is not bounded by it.
 		rc := http.NewResponseController(w)
 		_ = rc.SetReadDeadline(time.Now().Add(s.cfg.BodyReadTimeout))
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, rt.maxBody))

@@ -21,20 +21,12 @@ import (
 
 // fakeOrch records calls and serves a fixed set of sandboxes.
 type fakeOrch struct {
-	// createDelay makes Create take that long; ctxErr records whether its
-	// context ended meanwhile.
-	createDelay time.Duration
-	ctxErr      error
-	created     []orchestrator.CreateRequest
-	boxes       map[string]*store.Sandbox
-	filter      store.SandboxFilter
+	created []orchestrator.CreateRequest
+	boxes   map[string]*store.Sandbox
+	filter  store.SandboxFilter
 }
 
-func (f *fakeOrch) Create(ctx context.Context, req orchestrator.CreateRequest) (*store.Sandbox, error) {
-	if f.createDelay > 0 {
-		time.Sleep(f.createDelay)
-		f.ctxErr = ctx.Err()
-	}
+func (f *fakeOrch) Create(_ context.Context, req orchestrator.CreateRequest) (*store.Sandbox, error) {
 	if req.Template != "base" {
 		return nil, fmt.Errorf("%w: %q", orchestrator.ErrTemplateNotFound, req.Template)
 	}

@@ -291,19 +291,6 @@ func TestSlowBody(t *testing.T) {
 	}
 }
 
-// The body deadline is lifted once the body is in: a create that takes
-// longer than it keeps its context.
-func TestBodyDeadlineDoesNotCancelSlowHandlers(t *testing.T) {
-	tt := newTwoTeams(t)
-	tt.fo.createDelay = 500 * time.Millisecond
-	srv := httptest.NewServer(New(Config{Orchestrator: tt.fo, Store: tt.st, BodyReadTimeout: 100 * time.Millisecond}))
-	defer srv.Close()
-	resp, b := do(t, srv, tt.keyA, "POST", "/sandboxes", `{"templateID":"base"}`)
-	if resp.StatusCode != http.StatusCreated || tt.fo.ctxErr != nil {
-		t.Fatalf("slow create: %d %s, context %v", resp.StatusCode, b, tt.fo.ctxErr)
-	}
-}
-
 // Nothing is silently ignored: E2B create fields Airlock cannot honour are
 // a 400 naming them, and E2B routes it does not serve are a 501 with E2B's
 // body, never a 404 that the SDKs read as "sandbox not found".
