@@ -18,8 +18,10 @@ tools:
 	go install connectrpc.com/connect/cmd/protoc-gen-connect-go@$(PROTOC_GEN_CONNECT_VERSION)
 	go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
-# Reproduces the checked-in generated code from proto/.
+# Reproduces the checked-in generated code from proto/ and spec/ (the
+# OpenAPI types come from oapi-codegen, pinned as a tool in go.mod).
 generate:
+	go generate ./sdk/controlapi ./sdk/envdapi
 	PATH="$(GOBIN):$$PATH" protoc -I proto \
 		--go_out=. --go_opt=module=$(MODULE) \
 		--connect-go_out=. --connect-go_opt=module=$(MODULE) \

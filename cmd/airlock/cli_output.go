@@ -93,7 +93,7 @@ func formatAge(d time.Duration) string {
 }
 
 // formatBytes renders a byte count in binary units.
-func formatBytes(n uint64) string {
+func formatBytes(n int64) string {
 	const unit = 1024
 	if n < unit {
 		return fmt.Sprintf("%d B", n)

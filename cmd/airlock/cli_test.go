@@ -178,7 +178,7 @@ func TestCLIJSONOutput(t *testing.T) {
 	}
 
 	out, _, code = runCLI(t, "template", "list", "--json")
-	var ts []templateInfo
+	var ts []sandbox.Template
 	if err := json.Unmarshal([]byte(out), &ts); code != 0 || err != nil || len(ts) != 1 || ts[0].TemplateID != "tpl1" {
 		t.Fatalf("template list --json: exit %d, err %v, %+v", code, err, ts)
 	}
@@ -368,7 +368,7 @@ func TestTables(t *testing.T) {
 }
 
 func TestFormatBytes(t *testing.T) {
-	for n, want := range map[uint64]string{0: "0 B", 1023: "1023 B", 1024: "1.0 KiB", 100 << 20: "100.0 MiB", 3 << 30: "3.0 GiB"} {
+	for n, want := range map[int64]string{0: "0 B", 1023: "1023 B", 1024: "1.0 KiB", 100 << 20: "100.0 MiB", 3 << 30: "3.0 GiB"} {
 		if got := formatBytes(n); got != want {
 			t.Errorf("formatBytes(%d) = %q, want %q", n, got, want)
 		}

@@ -23,7 +23,7 @@ func newEnvdCmd() *cobra.Command {
 			return envd.Run(cmd.Context(), cfg, log)
 		},
 	}
-	cmd.Flags().StringVar(&cfg.Addr, "addr", ":49983", "listen address")
+	cmd.Flags().StringVar(&cfg.Addr, "addr", envd.DefaultAddr, "listen address")
 	cmd.Flags().IntVar(&cfg.ReadyFD, "ready-fd", 0, "inherited descriptor to write \"ready\" to once listening (0: none)")
 	return cmd
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"strconv"
 	"time"
 
@@ -55,18 +54,14 @@ func streamLogs(ctx context.Context, f *clientFlags, id string, start time.Time,
 	seen := map[lineKey]bool{} // lines at the last timestamp, since start is inclusive
 	c, _ := f.client()
 	for {
-		q := url.Values{}
-		if !start.IsZero() {
-			q.Set("start", strconv.FormatInt(start.UnixMilli(), 10))
-		}
-		var resp logsResponse
-		if err := f.apiCall(ctx, "GET", "/sandboxes/"+url.PathEscape(id)+"/logs", q, &resp); err != nil {
+		entries, err := c.Logs(ctx, id, sandbox.LogOptions{Since: start})
+		if err != nil {
 			if follow && ctx.Err() != nil {
 				return nil
 			}
 			return fmt.Errorf("logs of %s: %w", id, err)
 		}
-		for _, e := range resp.LogEntries {
+		for _, e := range entries {
 			key := lineKey{e.Timestamp, e.Level, e.Message}
 			if seen[key] {
 				continue
@@ -95,7 +90,7 @@ func streamLogs(ctx context.Context, f *clientFlags, id string, start time.Time,
 }
 
 // printLogEntry writes one line: JSON lines for scripts, text for people.
-func printLogEntry(w io.Writer, asJSON bool, e logEntry) error {
+func printLogEntry(w io.Writer, asJSON bool, e sandbox.LogEntry) error {
 	if asJSON {
 		return printCompactJSON(w, e)
 	}
@@ -111,8 +106,9 @@ func newSandboxMetricsCmd(f *clientFlags) *cobra.Command {
 		Example:           "  airlock sandbox metrics $id\n  airlock sandbox metrics --json $id | jq '.[0].memUsed'",
 		Args:              exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var ms []metric
-			if err := f.apiCall(cmd.Context(), "GET", "/sandboxes/"+url.PathEscape(args[0])+"/metrics", nil, &ms); err != nil {
+			c, _ := f.client()
+			ms, err := c.Metrics(cmd.Context(), args[0])
+			if err != nil {
 				return fmt.Errorf("metrics of %s: %w", args[0], err)
 			}
 			if f.json {
@@ -123,15 +119,15 @@ func newSandboxMetricsCmd(f *clientFlags) *cobra.Command {
 	}
 }
 
-func metricsTable(ms []metric) *table {
+func metricsTable(ms []sandbox.Metric) *table {
 	t := &table{header: []string{"TIME", "CPUS", "CPU %", "MEMORY", "DISK"}}
 	for _, m := range ms {
 		disk := "-"
 		if m.DiskTotal > 0 {
 			disk = formatBytes(m.DiskUsed) + " / " + formatBytes(m.DiskTotal)
 		}
-		t.add(m.Timestamp.Local().Format(time.TimeOnly), strconv.Itoa(m.CPUCount),
-			strconv.FormatFloat(m.CPUUsedPct, 'f', 1, 64),
+		t.add(m.Timestamp.Local().Format(time.TimeOnly), strconv.Itoa(m.CpuCount),
+			strconv.FormatFloat(m.CpuUsedPct, 'f', 1, 64),
 			formatBytes(m.MemUsed)+" / "+formatBytes(m.MemTotal), disk)
 	}
 	return t

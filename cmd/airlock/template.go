@@ -2,13 +2,14 @@ package main
 
 import (
 	"fmt"
-	"net/url"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/airlock-sandbox/airlock/sdk/sandbox"
 )
 
 func newTemplateCmd() *cobra.Command {
@@ -30,8 +31,9 @@ func newTemplateListCmd(f *clientFlags) *cobra.Command {
 		Example: "  airlock template list\n  airlock template list --json | jq -r '.[].aliases[]'",
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var ts []templateInfo
-			if err := f.apiCall(cmd.Context(), "GET", "/templates", nil, &ts); err != nil {
+			c, _ := f.client()
+			ts, err := c.Templates(cmd.Context())
+			if err != nil {
 				return fmt.Errorf("list templates: %w", err)
 			}
 			sort.Slice(ts, func(i, j int) bool { return ts[i].CreatedAt.Before(ts[j].CreatedAt) })
@@ -43,14 +45,14 @@ func newTemplateListCmd(f *clientFlags) *cobra.Command {
 	}
 }
 
-func templateTable(ts []templateInfo, now time.Time) *table {
+func templateTable(ts []sandbox.Template, now time.Time) *table {
 	t := &table{header: []string{"TEMPLATE ID", "NAMES", "STATUS", "CPU", "MEMORY", "DISK", "SPAWNS", "AGE"}}
 	for _, tp := range ts {
 		names := strings.Join(tp.Aliases, ",")
 		if names == "" {
 			names = "-"
 		}
-		t.add(tp.TemplateID, names, tp.BuildStatus, strconv.Itoa(tp.CPUCount),
+		t.add(tp.TemplateID, names, tp.BuildStatus, strconv.Itoa(tp.CpuCount),
 			fmt.Sprintf("%d MiB", tp.MemoryMB), fmt.Sprintf("%d MiB", tp.DiskSizeMB),
 			strconv.FormatInt(tp.SpawnCount, 10), formatAge(now.Sub(tp.CreatedAt)))
 	}
@@ -72,7 +74,8 @@ func newTemplateRmCmd(f *clientFlags) *cobra.Command {
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			for _, ref := range args {
-				if err := f.apiCall(cmd.Context(), "DELETE", "/templates/"+url.PathEscape(ref), nil, nil); err != nil {
+				c, _ := f.client()
+				if err := c.DeleteTemplate(cmd.Context(), ref); err != nil {
 					return fmt.Errorf("delete template %s: %w", ref, err)
 				}
 				if !f.json {

@@ -11,6 +11,7 @@ import (
 	"github.com/airlock-sandbox/airlock/internal/store"
 	"github.com/airlock-sandbox/airlock/internal/template"
 	"github.com/airlock-sandbox/airlock/internal/tenancy"
+	"github.com/airlock-sandbox/airlock/sdk/sandbox"
 )
 
 const templateBuildLong = `Build a template from an existing ready one: copy its rootfs, run each --run
@@ -93,8 +94,8 @@ func newTemplateBuildCmd(f *clientFlags) *cobra.Command {
 				return err
 			}
 			if f.json {
-				return printJSON(outOf(cmd), templateInfo{
-					TemplateID: t.ID, CPUCount: t.CPUCount, MemoryMB: t.MemoryMB, DiskSizeMB: t.DiskSizeMB,
+				return printJSON(outOf(cmd), sandbox.Template{
+					TemplateID: t.ID, BuildID: t.ID, CpuCount: t.CPUCount, MemoryMB: t.MemoryMB, DiskSizeMB: t.DiskSizeMB,
 					Public: t.Public, Aliases: t.Aliases, CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt,
 					SpawnCount: t.SpawnCount, BuildStatus: t.BuildStatus,
 				})

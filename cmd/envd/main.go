@@ -32,10 +32,10 @@ func main() {
 		fs := flag.NewFlagSet("interpreter", flag.ExitOnError)
 		addr := fs.String("addr", interpreter.DefaultAddr, "listen address")
 		_ = fs.Parse(os.Args[2:])
-		err = interpreter.Run(ctx, *addr, log)
+		err = interpreter.Run(ctx, interpreter.RunConfig{Addr: *addr}, log)
 	} else {
 		var cfg envd.RunConfig
-		flag.StringVar(&cfg.Addr, "addr", ":49983", "listen address")
+		flag.StringVar(&cfg.Addr, "addr", envd.DefaultAddr, "listen address")
 		flag.IntVar(&cfg.ReadyFD, "ready-fd", 0, "inherited descriptor to write \"ready\" to once listening (0: none)")
 		flag.Parse()
 		err = envd.Run(ctx, cfg, log)

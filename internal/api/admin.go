@@ -4,17 +4,10 @@ import (
 	"net/http"
 
 	"github.com/airlock-sandbox/airlock/internal/store"
+	"github.com/airlock-sandbox/airlock/sdk/controlapi"
 )
 
 // Operator-only routes (admin keys): every team's sandboxes and usage.
-
-type adminTeamJSON struct {
-	TeamID           string `json:"teamID"`
-	Name             string `json:"name"`
-	RunningSandboxes int    `json:"runningSandboxes"`
-	PausedSandboxes  int    `json:"pausedSandboxes"`
-	MemoryMB         int    `json:"memoryMB"` // of the running sandboxes
-}
 
 func (s *Server) adminTeams(w http.ResponseWriter, r *http.Request) {
 	teams, err := s.cfg.Store.ListTeams(r.Context())
@@ -27,10 +20,10 @@ func (s *Server) adminTeams(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	byTeam := map[string]*adminTeamJSON{}
-	out := make([]*adminTeamJSON, 0, len(teams))
+	byTeam := map[string]*controlapi.AdminTeam{}
+	out := make([]*controlapi.AdminTeam, 0, len(teams))
 	for _, t := range teams {
-		tj := &adminTeamJSON{TeamID: t.ID, Name: t.Name}
+		tj := &controlapi.AdminTeam{TeamID: t.ID, Name: t.Name}
 		byTeam[t.ID] = tj
 		out = append(out, tj)
 	}
@@ -49,20 +42,25 @@ func (s *Server) adminTeams(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-type adminSandboxJSON struct {
-	listedJSON
-	TeamID string `json:"teamID"`
-}
-
 func (s *Server) adminSandboxes(w http.ResponseWriter, r *http.Request) {
 	live, _, err := s.cfg.Orchestrator.List(r.Context(), store.SandboxFilter{})
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	out := make([]adminSandboxJSON, 0, len(live))
+	out := make([]controlapi.AdminSandbox, 0, len(live))
 	for _, sb := range live {
-		out = append(out, adminSandboxJSON{listedJSON: toListed(sb), TeamID: sb.TeamID})
+		out = append(out, adminSandbox(sb))
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+func adminSandbox(sb *store.Sandbox) controlapi.AdminSandbox {
+	l := toListed(sb)
+	return controlapi.AdminSandbox{
+		TemplateID: l.TemplateID, SandboxID: l.SandboxID, ClientID: l.ClientID, Alias: l.Alias,
+		StartedAt: l.StartedAt, EndAt: l.EndAt, CpuCount: l.CpuCount, MemoryMB: l.MemoryMB,
+		DiskSizeMB: l.DiskSizeMB, State: l.State, EnvdVersion: l.EnvdVersion, Metadata: l.Metadata,
+		TeamID: sb.TeamID,
+	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/airlock-sandbox/airlock/internal/httplimit"
 	"github.com/airlock-sandbox/airlock/internal/orchestrator"
 	"github.com/airlock-sandbox/airlock/internal/store"
+	"github.com/airlock-sandbox/airlock/sdk/controlapi"
 	"github.com/airlock-sandbox/airlock/sdk/wire"
 )
 
@@ -287,12 +288,6 @@ func callerTeam(r *http.Request) string {
 	return ""
 }
 
-// errBody is E2B's error body; both fields are required by the SDKs.
-type errBody struct {
-	Code    int    `json:"code"`
-	Message string `json:"message"`
-}
-
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
@@ -302,7 +297,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func writeError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, errBody{Code: status, Message: msg})
+	writeJSON(w, status, controlapi.Error{Code: status, Message: msg})
 }
 
 // fail maps an error from the layers below to a status code: the one place
@@ -342,7 +337,7 @@ func (e *errorBodyWriter) WriteHeader(code int) {
 		e.Header().Set("Content-Type", "application/json")
 		e.Header().Del("X-Content-Type-Options")
 		e.ResponseWriter.WriteHeader(code)
-		_ = json.NewEncoder(e.ResponseWriter).Encode(errBody{Code: code, Message: strings.ToLower(http.StatusText(code))})
+		_ = json.NewEncoder(e.ResponseWriter).Encode(controlapi.Error{Code: code, Message: strings.ToLower(http.StatusText(code))})
 		return
 	}
 	e.ResponseWriter.WriteHeader(code)

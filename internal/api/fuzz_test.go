@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/airlock-sandbox/airlock/internal/store"
+
+	"github.com/airlock-sandbox/airlock/sdk/controlapi"
 )
 
 // Any method, path and body against the control API: never a 5xx, never a
@@ -89,7 +91,7 @@ func FuzzCreateRequest(f *testing.F) {
 	f.Add(`{"templateID":"base","network":{"allowOut":["1.2.3.4","::/0"],"denyOut":["x"]}}`)
 	f.Add(`{"templateID":"base","envVars":{"":"x","A=B":"y","C":"\u0000"}}`)
 	f.Fuzz(func(t *testing.T, body string) {
-		var b createJSON
+		var b controlapi.NewSandbox
 		if json.Unmarshal([]byte(body), &b) != nil {
 			return
 		}

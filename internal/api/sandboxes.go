@@ -14,51 +14,12 @@ import (
 
 	"github.com/airlock-sandbox/airlock/internal/orchestrator"
 	"github.com/airlock-sandbox/airlock/internal/store"
+	"github.com/airlock-sandbox/airlock/sdk/controlapi"
+	"github.com/airlock-sandbox/airlock/sdk/wire"
 )
 
 // clientID is a deprecated field the SDKs still require; infra sends this constant.
 const clientID = "6532622b"
-
-// sandboxJSON is E2B's `Sandbox` schema (create, connect, resume).
-type sandboxJSON struct {
-	TemplateID         string  `json:"templateID"`
-	SandboxID          string  `json:"sandboxID"`
-	ClientID           string  `json:"clientID"`
-	Alias              string  `json:"alias,omitempty"`
-	EnvdVersion        string  `json:"envdVersion"`
-	EnvdAccessToken    string  `json:"envdAccessToken,omitempty"`
-	TrafficAccessToken *string `json:"trafficAccessToken"`
-	Domain             *string `json:"domain"`
-}
-
-// listedJSON is `ListedSandbox`; detailJSON adds the `SandboxDetail` fields.
-type listedJSON struct {
-	TemplateID  string            `json:"templateID"`
-	SandboxID   string            `json:"sandboxID"`
-	ClientID    string            `json:"clientID"`
-	Alias       string            `json:"alias,omitempty"`
-	StartedAt   time.Time         `json:"startedAt"`
-	EndAt       time.Time         `json:"endAt"`
-	CPUCount    int               `json:"cpuCount"`
-	MemoryMB    int               `json:"memoryMB"`
-	DiskSizeMB  int               `json:"diskSizeMB"`
-	State       string            `json:"state"`
-	EnvdVersion string            `json:"envdVersion"`
-	Metadata    map[string]string `json:"metadata,omitempty"`
-}
-
-type lifecycleJSON struct {
-	AutoResume bool   `json:"autoResume"`
-	OnTimeout  string `json:"onTimeout"`
-}
-
-type detailJSON struct {
-	listedJSON
-	EnvdAccessToken     string        `json:"envdAccessToken,omitempty"`
-	AllowInternetAccess *bool         `json:"allowInternetAccess"`
-	Domain              *string       `json:"domain"`
-	Lifecycle           lifecycleJSON `json:"lifecycle"`
-}
 
 func (s *Server) domain() *string {
 	if s.cfg.Domain == "" {
@@ -68,8 +29,8 @@ func (s *Server) domain() *string {
 	return &d
 }
 
-func (s *Server) toSandbox(sb *store.Sandbox) sandboxJSON {
-	out := sandboxJSON{
+func (s *Server) toSandbox(sb *store.Sandbox) controlapi.Sandbox {
+	out := controlapi.Sandbox{
 		TemplateID:      sb.TemplateID,
 		SandboxID:       sb.ID,
 		ClientID:        clientID,
@@ -86,22 +47,22 @@ func (s *Server) toSandbox(sb *store.Sandbox) sandboxJSON {
 }
 
 // wireState reports only "running" or "paused": the Python SDK rejects others.
-func wireState(st store.SandboxState) string {
+func wireState(st store.SandboxState) controlapi.SandboxState {
 	if st == store.StateRunning {
-		return "running"
+		return controlapi.SandboxStateRunning
 	}
-	return "paused"
+	return controlapi.SandboxStatePaused
 }
 
-func toListed(sb *store.Sandbox) listedJSON {
-	return listedJSON{
+func toListed(sb *store.Sandbox) controlapi.ListedSandbox {
+	return controlapi.ListedSandbox{
 		TemplateID:  sb.TemplateID,
 		SandboxID:   sb.ID,
 		ClientID:    clientID,
 		Alias:       sb.Alias,
 		StartedAt:   sb.StartedAt.UTC(),
 		EndAt:       sb.EndAt.UTC(),
-		CPUCount:    sb.CPUCount,
+		CpuCount:    sb.CPUCount,
 		MemoryMB:    sb.MemoryMB,
 		DiskSizeMB:  sb.DiskSizeMB,
 		State:       wireState(sb.State),
@@ -110,34 +71,8 @@ func toListed(sb *store.Sandbox) listedJSON {
 	}
 }
 
-type networkJSON struct {
-	AllowPublicTraffic *bool           `json:"allowPublicTraffic"`
-	AllowOut           []string        `json:"allowOut"`
-	DenyOut            []string        `json:"denyOut"`
-	MaskRequestHost    json.RawMessage `json:"maskRequestHost"` // refused until implemented
-}
-
-type createJSON struct {
-	TemplateID          string            `json:"templateID"`
-	Timeout             *int64            `json:"timeout"`
-	Secure              *bool             `json:"secure"`
-	AllowInternetAccess *bool             `json:"allow_internet_access"`
-	Metadata            map[string]string `json:"metadata"`
-	EnvVars             map[string]string `json:"envVars"`
-	AutoPause           bool              `json:"autoPause"`
-	Network             *networkJSON      `json:"network"`
-
-	// E2B fields Airlock does not implement yet: refused with a 400 that
-	// names them, never silently ignored (null counts as absent).
-	AutoPauseMemory *bool           `json:"autoPauseMemory"`
-	AutoResume      json.RawMessage `json:"autoResume"`
-	Mcp             json.RawMessage `json:"mcp"`
-	VolumeMounts    json.RawMessage `json:"volumeMounts"`
-	Iam             json.RawMessage `json:"iam"`
-}
-
 // unsupported names the first field of b that Airlock cannot honour yet.
-func (b createJSON) unsupported() string {
+func unsupported(b controlapi.NewSandbox) string {
 	set := func(m json.RawMessage) bool {
 		v := strings.TrimSpace(string(m))
 		return v != "" && v != "null"
@@ -153,7 +88,7 @@ func (b createJSON) unsupported() string {
 		return "volumeMounts"
 	case set(b.Iam):
 		return "iam"
-	case b.Network != nil && set(b.Network.MaskRequestHost):
+	case b.Network != nil && b.Network.MaskRequestHost != "":
 		return "network.maskRequestHost"
 	}
 	return ""
@@ -164,7 +99,7 @@ const defaultCreateTimeout = 15 * time.Second
 
 func (s *Server) createSandbox(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	var body createJSON
+	var body controlapi.NewSandbox
 	if err := decode(r, &body); err != nil {
 		s.fail(w, r, err)
 		return
@@ -183,15 +118,12 @@ func (s *Server) createSandbox(w http.ResponseWriter, r *http.Request) {
 	}
 	// The per-phase breakdown, for `airlock bench`; "api" is the handler's own share.
 	tm.Add("api", time.Since(start)-tm.Total())
-	w.Header().Set(timingHeader, tm.String())
+	w.Header().Set(wire.HeaderAirlockTiming, tm.String())
 	writeJSON(w, http.StatusCreated, s.toSandbox(sb))
 }
 
-// timingHeader carries the phase durations of a create.
-const timingHeader = "X-Airlock-Timing"
-
 // createRequest validates a create body and applies E2B's defaults.
-func createRequest(b createJSON) (orchestrator.CreateRequest, error) {
+func createRequest(b controlapi.NewSandbox) (orchestrator.CreateRequest, error) {
 	req := orchestrator.CreateRequest{
 		Template:      strings.TrimSpace(b.TemplateID),
 		Timeout:       defaultCreateTimeout,
@@ -207,7 +139,7 @@ func createRequest(b createJSON) (orchestrator.CreateRequest, error) {
 	if req.Template == "" {
 		return req, fmt.Errorf("%w: templateID is required", orchestrator.ErrInvalid)
 	}
-	if f := b.unsupported(); f != "" {
+	if f := unsupported(b); f != "" {
 		return req, fmt.Errorf("%w: %s is not supported by Airlock yet", orchestrator.ErrInvalid, f)
 	}
 	if b.Timeout != nil {
@@ -307,16 +239,19 @@ func (s *Server) getSandbox(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	allow := sb.AllowInternet
-	onTimeout := "kill"
+	onTimeout := controlapi.SandboxLifecycleOnTimeoutKill
 	if sb.AutoPause {
-		onTimeout = "pause"
+		onTimeout = controlapi.SandboxLifecycleOnTimeoutPause
 	}
-	writeJSON(w, http.StatusOK, detailJSON{
-		listedJSON:          toListed(sb),
+	l := toListed(sb)
+	writeJSON(w, http.StatusOK, controlapi.SandboxDetail{
+		TemplateID: l.TemplateID, SandboxID: l.SandboxID, ClientID: l.ClientID, Alias: l.Alias,
+		StartedAt: l.StartedAt, EndAt: l.EndAt, CpuCount: l.CpuCount, MemoryMB: l.MemoryMB,
+		DiskSizeMB: l.DiskSizeMB, State: l.State, EnvdVersion: l.EnvdVersion, Metadata: l.Metadata,
 		EnvdAccessToken:     sb.AccessToken,
 		AllowInternetAccess: &allow,
 		Domain:              s.domain(),
-		Lifecycle:           lifecycleJSON{OnTimeout: onTimeout},
+		Lifecycle:           controlapi.SandboxLifecycle{OnTimeout: onTimeout},
 	})
 }
 
@@ -328,12 +263,8 @@ func (s *Server) killSandbox(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-type timeoutJSON struct {
-	Timeout *int64 `json:"timeout"`
-}
-
 func (s *Server) setTimeout(w http.ResponseWriter, r *http.Request) {
-	var body timeoutJSON
+	var body controlapi.Timeout
 	if err := decode(r, &body); err != nil {
 		s.fail(w, r, err)
 		return
@@ -350,9 +281,7 @@ func (s *Server) setTimeout(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) refresh(w http.ResponseWriter, r *http.Request) {
-	var body struct {
-		Duration *int64 `json:"duration"`
-	}
+	var body controlapi.Refresh
 	if r.ContentLength != 0 {
 		if err := decode(r, &body); err != nil {
 			s.fail(w, r, err)
@@ -375,7 +304,7 @@ func (s *Server) refresh(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) connect(w http.ResponseWriter, r *http.Request) {
-	var body timeoutJSON
+	var body controlapi.Timeout
 	if err := decode(r, &body); err != nil {
 		s.fail(w, r, err)
 		return
@@ -398,7 +327,7 @@ func (s *Server) connect(w http.ResponseWriter, r *http.Request) {
 
 // resume is the deprecated endpoint: like connect, but 409 when running.
 func (s *Server) resume(w http.ResponseWriter, r *http.Request) {
-	var body timeoutJSON
+	var body controlapi.Timeout
 	if r.ContentLength != 0 {
 		if err := decode(r, &body); err != nil {
 			s.fail(w, r, err)
@@ -451,7 +380,7 @@ func (s *Server) listSandboxesV1(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	out := make([]listedJSON, 0, len(list))
+	out := make([]controlapi.ListedSandbox, 0, len(list))
 	for _, sb := range list {
 		out = append(out, toListed(sb))
 	}
@@ -473,7 +402,7 @@ func (s *Server) listSandboxesV2(w http.ResponseWriter, r *http.Request) {
 	if next != nil {
 		w.Header().Set("X-Next-Token", encodeCursor(*next))
 	}
-	out := make([]listedJSON, 0, len(list))
+	out := make([]controlapi.ListedSandbox, 0, len(list))
 	for _, sb := range list {
 		out = append(out, toListed(sb))
 	}
@@ -595,18 +524,6 @@ func decodeCursor(v string) (store.Cursor, error) {
 	return store.Cursor{StartedAt: t, ID: id}, nil
 }
 
-type metricJSON struct {
-	Timestamp     time.Time `json:"timestamp"`
-	TimestampUnix int64     `json:"timestampUnix"`
-	CPUCount      int       `json:"cpuCount"`
-	CPUUsedPct    float64   `json:"cpuUsedPct"`
-	MemUsed       uint64    `json:"memUsed"`
-	MemTotal      uint64    `json:"memTotal"`
-	MemCache      uint64    `json:"memCache"`
-	DiskUsed      uint64    `json:"diskUsed"`
-	DiskTotal     uint64    `json:"diskTotal"`
-}
-
 // metrics returns the current sample; Airlock keeps no metric history yet,
 // so the series has one point.
 func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
@@ -624,28 +541,16 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
 	if life := now.Sub(sb.StartedAt); life > 0 && sb.CPUCount > 0 {
 		cpuPct = 100 * float64(st.CPUUsageNanos) / float64(life.Nanoseconds()) / float64(sb.CPUCount)
 	}
-	writeJSON(w, http.StatusOK, []metricJSON{{
+	writeJSON(w, http.StatusOK, []controlapi.SandboxMetric{{
 		Timestamp:     now,
 		TimestampUnix: now.Unix(),
-		CPUCount:      sb.CPUCount,
-		CPUUsedPct:    cpuPct,
-		MemUsed:       st.MemoryBytes,
-		MemTotal:      memTotal,
-		MemCache:      st.MemoryCache,
-		DiskTotal:     uint64(sb.DiskSizeMB) << 20,
+		CpuCount:      sb.CPUCount,
+		CpuUsedPct:    cpuPct,
+		MemUsed:       int64(st.MemoryBytes),
+		MemTotal:      int64(memTotal),
+		MemCache:      int64(st.MemoryCache),
+		DiskTotal:     int64(sb.DiskSizeMB) << 20,
 	}})
-}
-
-type logLineJSON struct {
-	Timestamp time.Time `json:"timestamp"`
-	Line      string    `json:"line"`
-}
-
-type logEntryJSON struct {
-	Timestamp time.Time         `json:"timestamp"`
-	Level     string            `json:"level"`
-	Message   string            `json:"message"`
-	Fields    map[string]string `json:"fields"`
 }
 
 func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
@@ -673,14 +578,11 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	out := struct {
-		Logs       []logLineJSON  `json:"logs"`
-		LogEntries []logEntryJSON `json:"logEntries"`
-	}{Logs: []logLineJSON{}, LogEntries: []logEntryJSON{}}
+	out := controlapi.SandboxLogs{Logs: []controlapi.SandboxLog{}, LogEntries: []controlapi.SandboxLogEntry{}}
 	for _, e := range events {
 		line := fmt.Sprintf(`{"level":%q,"msg":%q}`, e.Level, e.Message)
-		out.Logs = append(out.Logs, logLineJSON{Timestamp: e.Time, Line: line})
-		out.LogEntries = append(out.LogEntries, logEntryJSON{Timestamp: e.Time, Level: e.Level, Message: e.Message, Fields: map[string]string{}})
+		out.Logs = append(out.Logs, controlapi.SandboxLog{Timestamp: e.Time, Line: line})
+		out.LogEntries = append(out.LogEntries, controlapi.SandboxLogEntry{Timestamp: e.Time, Level: e.Level, Message: e.Message, Fields: map[string]string{}})
 	}
 	writeJSON(w, http.StatusOK, out)
 }

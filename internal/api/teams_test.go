@@ -17,6 +17,8 @@ import (
 	"github.com/airlock-sandbox/airlock/internal/store"
 	"github.com/airlock-sandbox/airlock/internal/store/sqlite"
 	"github.com/airlock-sandbox/airlock/internal/tenancy"
+
+	"github.com/airlock-sandbox/airlock/sdk/controlapi"
 )
 
 // twoTeams is an API with a sandbox and a private template per team, a
@@ -97,7 +99,7 @@ func TestCrossTeamSandboxRoutes(t *testing.T) {
 			if resp.StatusCode != http.StatusNotFound {
 				t.Errorf("%s on another team's sandbox: %d %s, want 404", rt.pattern, resp.StatusCode, b)
 			}
-			var eb errBody
+			var eb controlapi.Error
 			if json.Unmarshal(b, &eb) != nil || eb.Code != 404 || eb.Message == "" {
 				t.Errorf("%s: 404 body %s is not E2B's", rt.pattern, b)
 			}
@@ -193,7 +195,7 @@ func TestAdminRoutes(t *testing.T) {
 		t.Errorf("admin sandbox list: %d %s", resp.StatusCode, b)
 	}
 	resp, b = do(t, tt.srv, tt.admin, "GET", "/admin/teams", "")
-	var teams []adminTeamJSON
+	var teams []controlapi.AdminTeam
 	if resp.StatusCode != 200 || json.Unmarshal(b, &teams) != nil || len(teams) != 2 {
 		t.Fatalf("admin teams: %d %s", resp.StatusCode, b)
 	}
@@ -244,7 +246,7 @@ func TestRequestLimits(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var eb errBody
+		var eb controlapi.Error
 		err = json.NewDecoder(resp.Body).Decode(&eb)
 		resp.Body.Close()
 		if resp.StatusCode != tc.status {
@@ -328,7 +330,7 @@ func TestUnsupportedIsSaidOutLoud(t *testing.T) {
 			continue
 		}
 		n++
-		var eb errBody
+		var eb controlapi.Error
 		if json.Unmarshal(b, &eb) != nil || eb.Code != 501 || !strings.Contains(eb.Message, "not implemented") {
 			t.Errorf("%s: 501 body %s", rt.pattern, b)
 		}

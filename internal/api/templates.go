@@ -4,31 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"time"
 
 	"github.com/airlock-sandbox/airlock/internal/orchestrator"
 	"github.com/airlock-sandbox/airlock/internal/store"
+	"github.com/airlock-sandbox/airlock/sdk/controlapi"
 )
-
-// templateJSON is E2B's `Template` (CLI `template list`); all fields required.
-type templateJSON struct {
-	TemplateID    string     `json:"templateID"`
-	BuildID       string     `json:"buildID"`
-	CPUCount      int        `json:"cpuCount"`
-	MemoryMB      int        `json:"memoryMB"`
-	DiskSizeMB    int        `json:"diskSizeMB"`
-	Public        bool       `json:"public"`
-	Aliases       []string   `json:"aliases"`
-	Names         []string   `json:"names"`
-	CreatedAt     time.Time  `json:"createdAt"`
-	UpdatedAt     time.Time  `json:"updatedAt"`
-	CreatedBy     *struct{}  `json:"createdBy"`
-	LastSpawnedAt *time.Time `json:"lastSpawnedAt"`
-	SpawnCount    int64      `json:"spawnCount"`
-	BuildCount    int        `json:"buildCount"`
-	EnvdVersion   string     `json:"envdVersion"`
-	BuildStatus   string     `json:"buildStatus"`
-}
 
 func (s *Server) listTemplates(w http.ResponseWriter, r *http.Request) {
 	list, err := s.cfg.Store.ListTemplates(r.Context())
@@ -37,16 +17,16 @@ func (s *Server) listTemplates(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	team := callerTeam(r)
-	out := make([]templateJSON, 0, len(list))
+	out := make([]controlapi.Template, 0, len(list))
 	for _, t := range list {
 		// The team's own templates and the built-in ones, which all may use.
 		if t.TeamID != team && t.TeamID != "" {
 			continue
 		}
-		tj := templateJSON{
+		tj := controlapi.Template{
 			TemplateID:  t.ID,
 			BuildID:     t.ID,
-			CPUCount:    t.CPUCount,
+			CpuCount:    t.CPUCount,
 			MemoryMB:    t.MemoryMB,
 			DiskSizeMB:  t.DiskSizeMB,
 			Public:      t.Public,
@@ -78,7 +58,7 @@ func (s *Server) templateAlias(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"templateID": t.ID, "public": t.Public})
+	writeJSON(w, http.StatusOK, controlapi.TemplateAlias{TemplateID: t.ID, Public: t.Public})
 }
 
 // visibleTemplate finds a template the caller's team may see: its own, a

@@ -101,6 +101,8 @@ func TestLayering(t *testing.T) {
 		{"internal/gateway", []string{"internal/httplimit", "sdk/wire"}, "the gateway is on every request's path and knows nothing of the rest"},
 		{"internal/errdefs", nil, "the error vocabulary is a leaf"},
 		{"sdk/wire", nil, "the wire constants are a leaf"},
+		{"sdk/controlapi", nil, "the generated wire shapes are a leaf"},
+		{"internal/bench", []string{"sdk", "proto"}, "the benchmark drives Airlock only through the Go SDK, as a user does (never the interpreter or the server's internals)"},
 	}
 	for _, r := range closed {
 		for q := range reach(g, r.pkg) {
@@ -124,5 +126,50 @@ func TestLayering(t *testing.T) {
 				t.Errorf("public package %s reaches %s", pkg, q)
 			}
 		}
+	}
+}
+
+// TestConnectCodesInOnePlace: Connect codes are chosen from errors only in
+// errdefs; a server package naming a code itself is a second mapping.
+func TestConnectCodesInOnePlace(t *testing.T) {
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The one deliberate exception, with its reason at the call site.
+	allowed := map[string]string{"internal/envd/process.go": "connect.CodeUnknown"}
+	var checked int
+	for _, dir := range []string{"internal", "cmd"} {
+		err := filepath.WalkDir(filepath.Join(root, dir), func(p string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() || !strings.HasSuffix(p, ".go") || strings.HasSuffix(p, "_test.go") {
+				return err
+			}
+			rel, _ := filepath.Rel(root, p)
+			rel = filepath.ToSlash(rel)
+			if under(rel, "internal/errdefs") {
+				return nil
+			}
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			checked++
+			for i, line := range strings.Split(string(b), "\n") {
+				if !strings.Contains(line, "connect.Code") {
+					continue
+				}
+				if a, ok := allowed[rel]; ok && strings.Contains(line, a) {
+					continue
+				}
+				t.Errorf("%s:%d names a Connect code; wrap an errdefs kind instead: %s", rel, i+1, strings.TrimSpace(line))
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if checked < 50 {
+		t.Fatalf("checked only %d files", checked)
 	}
 }

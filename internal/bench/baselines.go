@@ -233,7 +233,7 @@ func (l *loopback) send(req *http.Request) error {
 	defer resp.Body.Close()
 	_, err = io.Copy(io.Discard, resp.Body)
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%w: loopback %s: %d", errStatus, req.URL.Path, resp.StatusCode)
+		return fmt.Errorf("loopback %s: HTTP %d", req.URL.Path, resp.StatusCode)
 	}
 	return err
 }

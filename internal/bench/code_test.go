@@ -2,94 +2,20 @@ package bench
 
 import (
 	"context"
-	"errors"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/airlock-sandbox/airlock/internal/interpreter"
+	"github.com/airlock-sandbox/airlock/sdk/sandbox"
 )
 
-func TestReadExecution(t *testing.T) {
-	tests := []struct {
-		name     string
-		stream   string
-		wantText string
-		wantErr  error
-		errHas   string
-	}{
-		{
-			name: "result",
-			stream: `{"type": "number_of_executions", "execution_count": 1}
-{"type": "result", "text": "2", "is_main_result": true, "extra": {}}
-{"type": "end_of_execution"}
-`,
-			wantText: "2",
-		},
-		{
-			name: "display data is not the main result; keepalive and unknown types ignored",
-			stream: `{"type":"result","text":"<Figure>","is_main_result":false}
-{"type":"keepalive"}
-{"type":"something_new","x":1}
-{"type":"stdout","text":"hi\n","timestamp":"2024-05-01T12:00:00.123456Z"}
-{"type":"end_of_execution"}`,
-			wantText: "",
-		},
-		{
-			name: "user error is reported after the end",
-			stream: `{"type":"error","name":"ZeroDivisionError","value":"division by zero","traceback":"..."}
-{"type":"end_of_execution"}
-`,
-			wantErr: ErrCodeFailed,
-			errHas:  "ZeroDivisionError: division by zero",
-		},
-		{
-			name:     "stream cut before the end",
-			stream:   `{"type":"result","text":"2","is_main_result":true}` + "\n",
-			wantText: "2",
-			wantErr:  ErrNoEndOfExecution,
-		},
-		{
-			name:    "empty stream",
-			stream:  "",
-			wantErr: ErrNoEndOfExecution,
-		},
-		{
-			name:     "lines after the end are not read",
-			stream:   "{\"type\":\"result\",\"text\":\"2\",\"is_main_result\":true}\n{\"type\":\"end_of_execution\"}\nnot json\n",
-			wantText: "2",
-		},
-		{
-			name:   "malformed line",
-			stream: "{\"type\":\"result\"\n{\"type\":\"end_of_execution\"}\n",
-			errHas: "bad line",
-		},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			text, err := readExecution(strings.NewReader(tc.stream))
-			if text != tc.wantText {
-				t.Errorf("text = %q, want %q", text, tc.wantText)
-			}
-			switch {
-			case tc.wantErr == nil && tc.errHas == "":
-				if err != nil {
-					t.Fatalf("err = %v, want nil", err)
-				}
-			case tc.wantErr != nil && !errors.Is(err, tc.wantErr):
-				t.Fatalf("err = %v, want %v", err, tc.wantErr)
-			case err == nil || !strings.Contains(err.Error(), tc.errHas):
-				t.Fatalf("err = %v, want it to contain %q", err, tc.errHas)
-			}
-		})
-	}
-}
-
 func TestTemplateState(t *testing.T) {
-	tpls := []Template{
-		{ID: "b1", Aliases: []string{"base"}, BuildStatus: "ready"},
-		{ID: "c1", Aliases: []string{"code-interpreter-v1"}, BuildStatus: "building"},
-		{ID: "old", Aliases: []string{"legacy"}},
+	tpls := []sandbox.Template{
+		{TemplateID: "b1", Aliases: []string{"base"}, BuildStatus: "ready"},
+		{TemplateID: "c1", Aliases: []string{"code-interpreter-v1"}, BuildStatus: "building"},
+		{TemplateID: "old", Aliases: []string{"legacy"}},
 	}
 	tests := []struct {
 		name   string
@@ -110,35 +36,6 @@ func TestTemplateState(t *testing.T) {
 	}
 }
 
-func TestResultCollectorCheck(t *testing.T) {
-	tests := []struct {
-		name    string
-		emit    func(*resultCollector)
-		wantErr error
-		ok      bool
-	}{
-		{"main result 2", func(c *resultCollector) { c.Result(interpreter.Result{IsMainResult: true, Text: "2"}) }, nil, true},
-		{"only display data", func(c *resultCollector) { c.Result(interpreter.Result{Text: "2"}) }, nil, false},
-		{"wrong value", func(c *resultCollector) { c.Result(interpreter.Result{IsMainResult: true, Text: "3"}) }, nil, false},
-		{"error", func(c *resultCollector) {
-			c.Error(interpreter.ExecError{Name: "NameError", Value: "x"})
-		}, ErrCodeFailed, false},
-	}
-	for _, tc := range tests {
-		var c resultCollector
-		c.ExecutionCount(1)
-		c.Stdout("ignored", time.Now())
-		tc.emit(&c)
-		err := c.check()
-		if tc.ok != (err == nil) {
-			t.Errorf("%s: check() = %v, want ok=%v", tc.name, err, tc.ok)
-		}
-		if tc.wantErr != nil && !errors.Is(err, tc.wantErr) {
-			t.Errorf("%s: check() = %v, want %v", tc.name, err, tc.wantErr)
-		}
-	}
-}
-
 func TestReportNotes(t *testing.T) {
 	rep := &Report{Runtimes: []RuntimeReport{{Runtime: "runc", Notes: []string{"code interpreter scenarios skipped (--no-code)"}}}}
 	var b strings.Builder
@@ -150,18 +47,23 @@ func TestReportNotes(t *testing.T) {
 	}
 }
 
-// TestHostKernelBaselines runs the ipykernel baselines for real; the host
-// needs python3-ipykernel (scripts/setup.sh installs it).
-func TestHostKernelBaselines(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	warm, err := hostKernelRoundTrips(ctx, 1, 3)
-	if err != nil {
-		t.Fatalf("host ipykernel round-trips (is python3-ipykernel installed?): %v", err)
+// TestHostInterpreterBaselines runs the host interpreter baselines for
+// real, with an airlock binary built from this tree; the host needs
+// python3-ipykernel and node (scripts/test-deps.sh installs them).
+func TestHostInterpreterBaselines(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "airlock")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/airlock").CombinedOutput(); err != nil {
+		t.Fatalf("build airlock: %v\n%s", err, out)
 	}
-	cold, err := hostKernelColdStarts(ctx, 0, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	warm, err := hostInterpreterRoundTrips(ctx, bin, 1, 3)
 	if err != nil {
-		t.Fatalf("host ipykernel cold start: %v", err)
+		t.Fatalf("host interpreter round-trips (is python3-ipykernel installed?): %v", err)
+	}
+	cold, err := hostInterpreterColdStarts(ctx, bin, 0, 1)
+	if err != nil {
+		t.Fatalf("host interpreter cold start: %v", err)
 	}
 	if len(warm) != 3 || len(cold) != 1 {
 		t.Fatalf("got %d warm and %d cold samples, want 3 and 1", len(warm), len(cold))

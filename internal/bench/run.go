@@ -114,7 +114,7 @@ func runRuntime(ctx context.Context, o Options, rt string, rr *RuntimeReport) er
 		defer srv.Stop()
 		url, key, dataDir = srv.URL, srv.APIKey, sc.DataDir
 	}
-	r := &runner{o: o, rt: rt, c: NewClient(url, key), dataDir: dataDir, rr: rr}
+	r := &runner{o: o, rt: rt, c: newClient(url, key), dataDir: dataDir, rr: rr}
 	defer r.cleanup()
 	if err := r.prepare(ctx); err != nil {
 		return err
@@ -155,9 +155,8 @@ func (r *runner) templateRootfs(ctx context.Context) (string, error) {
 		return "", err
 	}
 	for _, t := range tpls {
-		if t.ID == r.o.Template || contains(t.Aliases, r.o.Template) {
-			return findRootfs(filepath.Join(r.dataDir, "templates", t.ID))
-
+		if t.TemplateID == r.o.Template || contains(t.Aliases, r.o.Template) {
+			return findRootfs(filepath.Join(r.dataDir, "templates", t.TemplateID))
 		}
 	}
 	return "", fmt.Errorf("template %q not found on the server", r.o.Template)

@@ -1,15 +1,17 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/airlock-sandbox/airlock/sdk/sandbox"
 )
 
 // Scenario names as they appear in reports.
@@ -30,7 +32,7 @@ const sandboxTimeout = time.Hour
 type runner struct {
 	o       Options
 	rt      string
-	c       *Client
+	c       *sandbox.Client
 	dataDir string
 	rr      *RuntimeReport
 	rootfs  string
@@ -70,28 +72,25 @@ func (r *runner) cleanup() {
 
 // createAndRun is the unit of the create scenarios: a new sandbox whose
 // first command (`echo hi` through envd) has completed.
-func (r *runner) createAndRun(ctx context.Context) (*Sandbox, time.Duration, error) {
+func (r *runner) createAndRun(ctx context.Context) (*sandbox.Sandbox, time.Duration, error) {
 	t0 := time.Now()
-	sb, err := r.c.Create(ctx, r.o.Template, sandboxTimeout)
+	sb, err := r.create(ctx, r.o.Template)
 	if err != nil {
 		return nil, 0, err
 	}
-	r.mu.Lock()
-	r.live[sb.ID] = true
-	r.mu.Unlock()
-	out, err := r.c.Run(ctx, sb, "/bin/echo", "hi")
+	out, err := run(ctx, sb, "/bin/echo", "hi")
 	d := time.Since(t0)
 	if err != nil {
 		return sb, d, err
 	}
-	if !bytes.Equal(bytes.TrimSpace(out), []byte("hi")) {
+	if strings.TrimSpace(out) != "hi" {
 		return sb, d, fmt.Errorf("echo hi printed %q", out)
 	}
 	return sb, d, nil
 }
 
 func (r *runner) kill(ctx context.Context, id string) error {
-	err := r.c.Kill(ctx, id)
+	_, err := r.c.Kill(ctx, id)
 	r.mu.Lock()
 	delete(r.live, id)
 	r.mu.Unlock()
@@ -144,11 +143,11 @@ func (r *runner) createSerial(ctx context.Context) error {
 		}
 		kills = append(kills, kd)
 		target, tp := &miss, phases
-		if _, ok := sb.Timing[poolPhase]; ok {
+		if _, ok := sb.CreateTiming[poolPhase]; ok {
 			target, tp = &hit, hitPhases
 		}
 		*target = append(*target, d)
-		for k, v := range sb.Timing {
+		for k, v := range sb.CreateTiming {
 			tp[k] = append(tp[k], v)
 		}
 	}
@@ -284,7 +283,7 @@ func (r *runner) execRoundTrip(ctx context.Context) error {
 		return err
 	}
 	s, err := timeIt(ctx, r.o.Warmup*5, r.o.ExecN, func(ctx context.Context) error {
-		_, err := r.c.Run(ctx, sb, "/bin/true")
+		_, err := run(ctx, sb, "/bin/true")
 		return err
 	})
 	if err != nil {
@@ -331,10 +330,10 @@ func (r *runner) files(ctx context.Context) error {
 		}
 		path := fmt.Sprintf("/tmp/airlock-bench-%d", size)
 		s, err := timeIt(ctx, 1, n, func(ctx context.Context) error {
-			if err := r.c.WriteFile(ctx, sb, path, data); err != nil {
+			if _, err := sb.Files.Write(ctx, path, data, nil); err != nil {
 				return err
 			}
-			got, err := r.c.ReadFile(ctx, sb, path)
+			got, err := readSize(ctx, sb, path)
 			if err != nil {
 				return err
 			}
@@ -355,7 +354,7 @@ func (r *runner) files(ctx context.Context) error {
 		}
 		r.add(Result{Scenario: "file write+read " + fmtSize(size), Latency: Summarize(s)}, bl)
 		// Free the sandbox's disk before the next size.
-		_, _ = r.c.Run(ctx, sb, "/bin/rm", "-f", path)
+		_, _ = run(ctx, sb, "/bin/rm", "-f", path)
 	}
 	return nil
 }

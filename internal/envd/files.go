@@ -16,6 +16,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/airlock-sandbox/airlock/internal/errdefs"
+	"github.com/airlock-sandbox/airlock/sdk/envdapi"
 )
 
 // httpError carries the HTTP status a /files failure should produce.
@@ -34,21 +37,10 @@ func httpErrorf(status int, format string, args ...any) error {
 // statusOf picks the HTTP status for a /files error.
 func statusOf(err error) int {
 	var he *httpError
-	switch {
-	case errors.As(err, &he):
+	if errors.As(err, &he) {
 		return he.status
-	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
-		return http.StatusInsufficientStorage
-	case errors.Is(err, fs.ErrNotExist):
-		return http.StatusNotFound
-	case errors.Is(err, fs.ErrPermission), errors.Is(err, errCannotSwitchUser):
-		return http.StatusForbidden
-	case errors.Is(err, syscall.EISDIR), errors.Is(err, syscall.ENOTDIR),
-		errors.Is(err, syscall.ENAMETOOLONG), errors.Is(err, syscall.EINVAL):
-		return http.StatusBadRequest
-	default:
-		return http.StatusInternalServerError
 	}
+	return errdefs.HTTPStatus(classifyOS(err))
 }
 
 // writeFilesError answers with E2B's JSON error body.
@@ -59,10 +51,7 @@ func writeFilesError(w http.ResponseWriter, status int, msg string) {
 	}
 	h.Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(struct {
-		Code    int    `json:"code"`
-		Message string `json:"message"`
-	}{status, msg})
+	_ = json.NewEncoder(w).Encode(envdapi.Error{Code: status, Message: msg})
 }
 
 // filesUser authorizes a /files request and resolves its user.
@@ -219,14 +208,6 @@ func contentType(name string, file *os.File) (string, error) {
 	return http.DetectContentType(buf[:n]), nil
 }
 
-// uploadedFile is one element of POST /files' response.
-type uploadedFile struct {
-	Path     string            `json:"path"`
-	Name     string            `json:"name"`
-	Type     string            `json:"type"`
-	Metadata map[string]string `json:"metadata,omitempty"`
-}
-
 // ServeUpload handles POST /files with a multipart or raw body.
 func (f *Filesystem) ServeUpload(w http.ResponseWriter, r *http.Request) {
 	files, err := f.upload(r)
@@ -243,7 +224,7 @@ func (f *Filesystem) ServeUpload(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(files)
 }
 
-func (f *Filesystem) upload(r *http.Request) ([]uploadedFile, error) {
+func (f *Filesystem) upload(r *http.Request) ([]envdapi.EntryInfo, error) {
 	u, err := f.filesUser(r, opWrite)
 	if err != nil {
 		return nil, err
@@ -266,14 +247,14 @@ func (f *Filesystem) upload(r *http.Request) ([]uploadedFile, error) {
 	}
 }
 
-func (f *Filesystem) uploadMultipart(r *http.Request, u *User, md map[string]string, boundary string) ([]uploadedFile, error) {
+func (f *Filesystem) uploadMultipart(r *http.Request, u *User, md map[string]string, boundary string) ([]envdapi.EntryInfo, error) {
 	if boundary == "" {
 		return nil, httpErrorf(http.StatusBadRequest, "multipart body without boundary")
 	}
 	queryPath := r.URL.Query().Get("path")
 	mr := multipart.NewReader(r.Body, boundary)
 	seen := map[string]bool{}
-	var out []uploadedFile
+	var out []envdapi.EntryInfo
 	for {
 		part, err := mr.NextPart()
 		if errors.Is(err, io.EOF) {
@@ -323,7 +304,7 @@ func rawFileName(part *multipart.Part) string {
 	return params["filename"]
 }
 
-func (f *Filesystem) uploadRaw(r *http.Request, u *User, md map[string]string) ([]uploadedFile, error) {
+func (f *Filesystem) uploadRaw(r *http.Request, u *User, md map[string]string) ([]envdapi.EntryInfo, error) {
 	target := r.URL.Query().Get("path")
 	if target == "" {
 		return nil, httpErrorf(http.StatusBadRequest, "missing path query parameter")
@@ -345,7 +326,7 @@ func (f *Filesystem) uploadRaw(r *http.Request, u *User, md map[string]string) (
 	if err != nil {
 		return nil, err
 	}
-	return []uploadedFile{res}, nil
+	return []envdapi.EntryInfo{res}, nil
 }
 
 // metadataFromHeaders collects X-Metadata-<key> headers (keys lower-cased);
@@ -397,7 +378,7 @@ func (e *readErrReader) Read(p []byte) (int, error) {
 // writeUpload streams src into path p as user u: missing parents are
 // created (owned by u), the file is created or truncated and chowned to u,
 // then the metadata replaces the file's previous metadata.
-func writeUpload(u *User, p string, src io.Reader, md map[string]string) (uploadedFile, error) {
+func writeUpload(u *User, p string, src io.Reader, md map[string]string) (envdapi.EntryInfo, error) {
 	var file *os.File
 	err := runAs(u, func() error {
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
@@ -408,32 +389,32 @@ func writeUpload(u *User, p string, src io.Reader, md map[string]string) (upload
 		return err
 	})
 	if errors.Is(err, syscall.EISDIR) {
-		return uploadedFile{}, httpErrorf(http.StatusBadRequest, "path %s is a directory", p)
+		return envdapi.EntryInfo{}, httpErrorf(http.StatusBadRequest, "path %s is a directory", p)
 	}
 	if err != nil {
-		return uploadedFile{}, fmt.Errorf("open %s for writing: %w", p, err)
+		return envdapi.EntryInfo{}, fmt.Errorf("open %s for writing: %w", p, err)
 	}
 	defer file.Close()
 	if os.Geteuid() == 0 {
 		// An existing file may belong to someone else; E2B hands it to the user.
 		if err := file.Chown(int(u.UID), int(u.GID)); err != nil {
-			return uploadedFile{}, fmt.Errorf("chown %s: %w", p, err)
+			return envdapi.EntryInfo{}, fmt.Errorf("chown %s: %w", p, err)
 		}
 	}
 	body := &readErrReader{r: src}
 	if _, err := io.Copy(file, body); err != nil {
 		if body.err != nil {
-			return uploadedFile{}, httpErrorf(http.StatusBadRequest, "read upload body: %w", body.err)
+			return envdapi.EntryInfo{}, httpErrorf(http.StatusBadRequest, "read upload body: %w", body.err)
 		}
-		return uploadedFile{}, fmt.Errorf("write %s: %w", p, err)
+		return envdapi.EntryInfo{}, fmt.Errorf("write %s: %w", p, err)
 	}
 	if md != nil {
 		if err := replaceMetadata(file, md); err != nil {
-			return uploadedFile{}, fmt.Errorf("metadata of %s: %w", p, err)
+			return envdapi.EntryInfo{}, fmt.Errorf("metadata of %s: %w", p, err)
 		}
 	}
 	if err := file.Close(); err != nil {
-		return uploadedFile{}, fmt.Errorf("close %s: %w", p, err)
+		return envdapi.EntryInfo{}, fmt.Errorf("close %s: %w", p, err)
 	}
-	return uploadedFile{Path: p, Name: filepath.Base(p), Type: "file", Metadata: md}, nil
+	return envdapi.EntryInfo{Path: p, Name: filepath.Base(p), Type: "file", Metadata: md}, nil
 }

@@ -3,7 +3,6 @@ package envd
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -11,10 +10,10 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 
 	"connectrpc.com/connect"
 
+	"github.com/airlock-sandbox/airlock/internal/errdefs"
 	pb "github.com/airlock-sandbox/airlock/proto/filesystem"
 	"github.com/airlock-sandbox/airlock/proto/filesystem/filesystemconnect"
 )
@@ -66,38 +65,19 @@ func (f *Filesystem) rpcUser(h http.Header) (*User, error) {
 	u, err := f.st.UserFromHeader(h)
 	if err != nil {
 		if errors.Is(err, ErrUnknownUser) {
-			return nil, connect.NewError(connect.CodeUnauthenticated, err)
+			return nil, rpcError(errdefs.Mark(errdefs.ErrUnauthorized, err))
 		}
-		return nil, connect.NewError(connect.CodeInternal, err)
+		return nil, rpcError(err)
 	}
 	return u, nil
 }
 
-// fsError converts a filesystem error into a Connect error. Errors that
-// already are Connect errors pass through unchanged.
-func fsError(err error) error {
-	var ce *connect.Error
-	if errors.As(err, &ce) {
-		return ce
-	}
-	code := connect.CodeInternal
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		code = connect.CodeNotFound
-	case errors.Is(err, fs.ErrPermission), errors.Is(err, errCannotSwitchUser):
-		code = connect.CodePermissionDenied
-	case errors.Is(err, fs.ErrExist):
-		code = connect.CodeAlreadyExists
-	case errors.Is(err, syscall.ENOTDIR), errors.Is(err, syscall.EISDIR),
-		errors.Is(err, syscall.EINVAL), errors.Is(err, syscall.ENAMETOOLONG),
-		errors.Is(err, syscall.ELOOP):
-		code = connect.CodeInvalidArgument
-	}
-	return connect.NewError(code, err)
-}
+// fsError converts a filesystem error into a Connect error, its code from
+// the OS error's kind.
+func fsError(err error) error { return rpcError(classifyOS(err)) }
 
 func invalidArgument(format string, args ...any) error {
-	return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf(format, args...))
+	return rpcError(errdefs.Newf(errdefs.ErrInvalid, format, args...))
 }
 
 // Stat describes one path without following a final symlink.
@@ -131,7 +111,7 @@ func (f *Filesystem) MakeDir(_ context.Context, req *connect.Request[pb.MakeDirR
 		fi, err := os.Stat(p)
 		switch {
 		case err == nil && fi.IsDir():
-			return connect.NewError(connect.CodeAlreadyExists, fmt.Errorf("directory %s already exists", p))
+			return rpcError(errdefs.Newf(errdefs.ErrAlreadyExists, "directory %s already exists", p))
 		case err == nil:
 			return invalidArgument("path %s already exists and is not a directory", p)
 		case !errors.Is(err, fs.ErrNotExist):

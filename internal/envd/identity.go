@@ -12,11 +12,11 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/airlock-sandbox/airlock/sdk/wire"
+	"github.com/airlock-sandbox/airlock/sdk/envdapi"
 )
 
 // Config is what the orchestrator hands envd through POST /init.
-type Config = wire.EnvdInit
+type Config = envdapi.Init
 
 // State holds envd's current configuration; safe for concurrent use.
 type State struct {

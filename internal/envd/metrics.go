@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/airlock-sandbox/airlock/sdk/envdapi"
 )
 
 // cpuSampleWindow is how long /metrics watches /proc/stat for CPU usage.
@@ -20,20 +22,6 @@ const cpuSampleWindow = 100 * time.Millisecond
 
 // cgroupRoot is the sandbox's own cgroup (envd runs in a cgroup namespace).
 const cgroupRoot = "/sys/fs/cgroup"
-
-// Metrics is the GET /metrics body (field names are the contract).
-type Metrics struct {
-	Timestamp   int64   `json:"ts"`
-	CPUCount    int     `json:"cpu_count"`
-	CPUUsedPct  float64 `json:"cpu_used_pct"`
-	MemTotal    uint64  `json:"mem_total"`
-	MemUsed     uint64  `json:"mem_used"`
-	MemCache    uint64  `json:"mem_cache"`
-	MemTotalMiB uint64  `json:"mem_total_mib"`
-	MemUsedMiB  uint64  `json:"mem_used_mib"`
-	DiskUsed    uint64  `json:"disk_used"`
-	DiskTotal   uint64  `json:"disk_total"`
-}
 
 func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
 	m, err := collectMetrics()
@@ -46,27 +34,37 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, m)
 }
 
-func collectMetrics() (*Metrics, error) {
-	m := &Metrics{Timestamp: time.Now().Unix(), CPUCount: cpuCount()}
+// collectMetrics samples the sandbox for GET /metrics.
+func collectMetrics() (*envdapi.Metrics, error) {
 	pct, err := cpuUsedPct(cpuSampleWindow)
 	if err != nil {
 		return nil, err
 	}
-	m.CPUUsedPct = pct
-	if err := memory(m); err != nil {
+	mem, err := memory()
+	if err != nil {
 		return nil, err
 	}
-	m.MemTotalMiB = m.MemTotal >> 20
-	m.MemUsedMiB = m.MemUsed >> 20
 	var st syscall.Statfs_t
 	if err := syscall.Statfs("/", &st); err != nil {
 		return nil, fmt.Errorf("statfs /: %w", err)
 	}
 	bs := uint64(st.Bsize)
-	m.DiskTotal = st.Blocks * bs
-	m.DiskUsed = (st.Blocks - st.Bfree) * bs
-	return m, nil
+	return &envdapi.Metrics{
+		Ts:          time.Now().Unix(),
+		CpuCount:    cpuCount(),
+		CpuUsedPct:  pct,
+		MemTotal:    int64(mem.total),
+		MemUsed:     int64(mem.used),
+		MemCache:    int64(mem.cache),
+		MemTotalMib: int64(mem.total >> 20),
+		MemUsedMib:  int64(mem.used >> 20),
+		DiskTotal:   int64(st.Blocks * bs),
+		DiskUsed:    int64((st.Blocks - st.Bfree) * bs),
+	}, nil
 }
+
+// memUsage is memory in bytes: the limit, what is used, and the page cache.
+type memUsage struct{ total, used, cache uint64 }
 
 // cpuCount is the CPUs usable by the sandbox: the affinity mask, capped by
 // a cgroup CPU quota when one is set.
@@ -135,30 +133,29 @@ func cpuUsedPct(window time.Duration) (float64, error) {
 
 // memory prefers the sandbox cgroup's limit and usage; without a limit
 // (e.g. on a host) it falls back to /proc/meminfo.
-func memory(m *Metrics) error {
+func memory() (memUsage, error) {
+	var m memUsage
 	if limit, ok := readCgroupUint("memory.max"); ok {
 		if cur, ok := readCgroupUint("memory.current"); ok {
 			stat := readKeyValues(cgroupRoot+"/memory.stat", 1)
 			file := stat["file"]
-			m.MemTotal = limit
-			m.MemCache = file
+			m.total, m.cache = limit, file
 			if cur > file {
-				m.MemUsed = cur - file
+				m.used = cur - file
 			}
-			return nil
+			return m, nil
 		}
 	}
 	info := readKeyValues("/proc/meminfo", 1024) // values are in kB
 	total, ok := info["MemTotal"]
 	if !ok {
-		return errors.New("no MemTotal in /proc/meminfo")
+		return m, errors.New("no MemTotal in /proc/meminfo")
 	}
-	m.MemTotal = total
-	m.MemCache = info["Cached"] + info["SReclaimable"]
+	m.total, m.cache = total, info["Cached"]+info["SReclaimable"]
 	if avail, ok := info["MemAvailable"]; ok && avail <= total {
-		m.MemUsed = total - avail
+		m.used = total - avail
 	}
-	return nil
+	return m, nil
 }
 
 func readCgroupUint(name string) (uint64, bool) {

@@ -13,6 +13,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/airlock-sandbox/airlock/internal/errdefs"
 	rpc "github.com/airlock-sandbox/airlock/proto/process"
 	"github.com/airlock-sandbox/airlock/proto/process/processconnect"
 )
@@ -40,9 +41,9 @@ func NewProcess(st *State, log *slog.Logger) *Process {
 
 func userError(err error) error {
 	if errors.Is(err, ErrUnknownUser) {
-		return connect.NewError(connect.CodeUnauthenticated, err)
+		return rpcError(errdefs.Mark(errdefs.ErrUnauthorized, err))
 	}
-	return connect.NewError(connect.CodeInternal, err)
+	return rpcError(err)
 }
 
 // Start spawns a process and streams its events until it ends.
@@ -53,18 +54,18 @@ func (s *Process) Start(ctx context.Context, req *connect.Request[rpc.StartReque
 	}
 	cfg := req.Msg.GetProcess()
 	if cfg == nil || cfg.GetCmd() == "" {
-		return connect.NewError(connect.CodeInvalidArgument, errors.New("process.cmd is required"))
+		return rpcError(errdefs.Newf(errdefs.ErrInvalid, "process.cmd is required"))
 	}
 	dir := s.state.ResolvePath(u, cfg.GetCwd())
 	if fi, err := os.Stat(dir); err != nil {
-		return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("cwd '%s' does not exist", dir))
+		return rpcError(errdefs.Newf(errdefs.ErrInvalid, "cwd '%s' does not exist", dir))
 	} else if !fi.IsDir() {
-		return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("cwd '%s' is not a directory", dir))
+		return rpcError(errdefs.Newf(errdefs.ErrInvalid, "cwd '%s' is not a directory", dir))
 	}
 	env := s.buildEnv(u, cfg.GetEnvs())
 	path, err := lookPath(cfg.GetCmd(), env)
 	if err != nil {
-		return connect.NewError(connect.CodeInternal, fmt.Errorf("error starting process: %w", err))
+		return rpcError(fmt.Errorf("error starting process: %w", err))
 	}
 
 	sp := spawnSpec{
@@ -87,7 +88,7 @@ func (s *Process) Start(ctx context.Context, req *connect.Request[rpc.StartReque
 	}
 	p, err := spawn(sp, s.log)
 	if err != nil {
-		return connect.NewError(connect.CodeInternal, fmt.Errorf("error starting process: %w", err))
+		return rpcError(fmt.Errorf("error starting process: %w", err))
 	}
 	sub := p.subscribe() // before run: no output can be missed
 	s.procs.add(p)
@@ -156,7 +157,7 @@ func (s *Process) stream(ctx context.Context, h http.Header, p *proc, sub *subsc
 				}
 				// The deadline kill may win the race against ctx's own timer.
 				if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
-					return connect.NewError(connect.CodeDeadlineExceeded, errDeadline)
+					return rpcError(errdefs.Mark(errdefs.ErrTimeout, errDeadline))
 				}
 				return send(&rpc.ProcessEvent{Event: &rpc.ProcessEvent_End{End: p.endEvent()}})
 			}
@@ -171,19 +172,19 @@ func (s *Process) stream(ctx context.Context, h http.Header, p *proc, sub *subsc
 
 func contextError(ctx context.Context) error {
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return connect.NewError(connect.CodeDeadlineExceeded, errDeadline)
+		return rpcError(errdefs.Mark(errdefs.ErrTimeout, errDeadline))
 	}
-	return connect.NewError(connect.CodeCanceled, ctx.Err())
+	return rpcError(ctx.Err())
 }
 
 func notFound(sel *rpc.ProcessSelector) error {
 	switch s := sel.GetSelector().(type) {
 	case *rpc.ProcessSelector_Pid:
-		return connect.NewError(connect.CodeNotFound, fmt.Errorf("process with pid %d not found", s.Pid))
+		return rpcError(errdefs.Newf(errdefs.ErrNotFound, "process with pid %d not found", s.Pid))
 	case *rpc.ProcessSelector_Tag:
-		return connect.NewError(connect.CodeNotFound, fmt.Errorf("process with tag %q not found", s.Tag))
+		return rpcError(errdefs.Newf(errdefs.ErrNotFound, "process with tag %q not found", s.Tag))
 	}
-	return connect.NewError(connect.CodeNotFound, errors.New("process not found: no selector"))
+	return rpcError(errdefs.Newf(errdefs.ErrNotFound, "process not found: no selector"))
 }
 
 // buildEnv layers the user's basics, the sandbox env and the request env;
@@ -247,10 +248,10 @@ func writeInput(ctx context.Context, p *proc, in *rpc.ProcessInput) error {
 	case *rpc.ProcessInput_Pty:
 		err = p.write(ctx, v.Pty, true)
 	default:
-		return connect.NewError(connect.CodeInvalidArgument, errors.New("input must set stdin or pty"))
+		return rpcError(errdefs.Newf(errdefs.ErrInvalid, "input must set stdin or pty"))
 	}
 	if err != nil {
-		return connect.NewError(connect.CodeInternal, err)
+		return rpcError(err)
 	}
 	return nil
 }
@@ -269,7 +270,7 @@ func (s *Process) StreamInput(ctx context.Context, stream *connect.ClientStream[
 			p = found
 		case *rpc.StreamInputRequest_Data:
 			if p == nil {
-				return nil, connect.NewError(connect.CodeFailedPrecondition, errors.New("start event must come first"))
+				return nil, rpcError(errdefs.Newf(errdefs.ErrConflict, "start event must come first"))
 			}
 			if err := writeInput(ctx, p, ev.Data.GetInput()); err != nil {
 				return nil, err
@@ -290,9 +291,10 @@ func (s *Process) CloseStdin(_ context.Context, req *connect.Request[rpc.CloseSt
 	}
 	if err := p.closeStdin(); err != nil {
 		if errors.Is(err, errIsPTY) {
+			// Outside the vocabulary on purpose: E2B's envd answers Unknown here.
 			return nil, connect.NewError(connect.CodeUnknown, fmt.Errorf("%w: send Ctrl-D (0x04) as input instead", err))
 		}
-		return nil, connect.NewError(connect.CodeInternal, err)
+		return nil, rpcError(err)
 	}
 	return connect.NewResponse(&rpc.CloseStdinResponse{}), nil
 }
@@ -306,7 +308,7 @@ func (s *Process) SendSignal(_ context.Context, req *connect.Request[rpc.SendSig
 	case rpc.Signal_SIGNAL_SIGTERM:
 		sig = syscall.SIGTERM
 	default:
-		return nil, connect.NewError(connect.CodeUnimplemented, fmt.Errorf("signal %s is not supported", req.Msg.GetSignal()))
+		return nil, rpcError(errdefs.Newf(errdefs.ErrNotSupported, "signal %s is not supported", req.Msg.GetSignal()))
 	}
 	p, err := s.procs.find(req.Msg.GetProcess(), false)
 	if err != nil {
@@ -316,7 +318,7 @@ func (s *Process) SendSignal(_ context.Context, req *connect.Request[rpc.SendSig
 		if errors.Is(err, errFinished) {
 			return nil, notFound(req.Msg.GetProcess())
 		}
-		return nil, connect.NewError(connect.CodeInternal, err)
+		return nil, rpcError(err)
 	}
 	p.log.Info("signal sent", "signal", sig)
 	return connect.NewResponse(&rpc.SendSignalResponse{}), nil
@@ -330,10 +332,10 @@ func (s *Process) Update(_ context.Context, req *connect.Request[rpc.UpdateReque
 	}
 	if size := req.Msg.GetPty().GetSize(); size != nil {
 		if err := p.resize(size); err != nil {
-			return nil, connect.NewError(connect.CodeInternal, err)
+			return nil, rpcError(err)
 		}
 	} else if !p.hasPTY() {
-		return nil, connect.NewError(connect.CodeInternal, errNotPTY)
+		return nil, rpcError(errNotPTY)
 	}
 	return connect.NewResponse(&rpc.UpdateResponse{}), nil
 }

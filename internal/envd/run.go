@@ -6,11 +6,13 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/airlock-sandbox/airlock/internal/httpserve"
+	"github.com/airlock-sandbox/airlock/sdk/wire"
 )
 
 const (
@@ -20,8 +22,11 @@ const (
 )
 
 // RunConfig is how envd is started.
+// DefaultAddr is where envd listens in a sandbox.
+var DefaultAddr = ":" + strconv.Itoa(wire.EnvdPort)
+
 type RunConfig struct {
-	Addr string // listen address, ":49983" in a sandbox
+	Addr string // listen address, DefaultAddr in a sandbox
 	// ReadyFD, if positive, is an inherited descriptor (a pipe from the
 	// host) that gets "ready\n" and is closed once the listener is open, so
 	// the host learns of readiness without polling.

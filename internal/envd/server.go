@@ -12,6 +12,7 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/airlock-sandbox/airlock/proto/process/processconnect"
+	"github.com/airlock-sandbox/airlock/sdk/envdapi"
 )
 
 // maxInitBody bounds POST /init; the config is small.
@@ -160,8 +161,5 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func writeJSONError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, struct {
-		Code    int    `json:"code"`
-		Message string `json:"message"`
-	}{status, msg})
+	writeJSON(w, status, envdapi.Error{Code: status, Message: msg})
 }

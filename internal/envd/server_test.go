@@ -20,6 +20,8 @@ import (
 	"connectrpc.com/connect"
 
 	rpc "github.com/airlock-sandbox/airlock/proto/process"
+
+	"github.com/airlock-sandbox/airlock/sdk/envdapi"
 )
 
 type frame struct {
@@ -299,13 +301,13 @@ func TestMetrics(t *testing.T) {
 			t.Errorf("metrics lack %q: %s", k, body)
 		}
 	}
-	var m Metrics
+	var m envdapi.Metrics
 	if err := json.Unmarshal([]byte(body), &m); err != nil {
 		t.Fatal(err)
 	}
 	now := time.Now().Unix()
-	if m.Timestamp < now-60 || m.Timestamp > now+60 || m.CPUCount < 1 || m.CPUUsedPct < 0 || m.CPUUsedPct > 100 ||
-		m.MemTotal == 0 || m.MemUsed == 0 || m.MemUsed > m.MemTotal || m.MemTotalMiB != m.MemTotal>>20 ||
+	if m.Ts < now-60 || m.Ts > now+60 || m.CpuCount < 1 || m.CpuUsedPct < 0 || m.CpuUsedPct > 100 ||
+		m.MemTotal == 0 || m.MemUsed == 0 || m.MemUsed > m.MemTotal || m.MemTotalMib != m.MemTotal>>20 ||
 		m.DiskTotal == 0 || m.DiskUsed > m.DiskTotal {
 		t.Fatalf("implausible metrics: %+v", m)
 	}

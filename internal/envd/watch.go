@@ -20,6 +20,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	pb "github.com/airlock-sandbox/airlock/proto/filesystem"
+
+	"github.com/airlock-sandbox/airlock/internal/errdefs"
 )
 
 const (
@@ -102,7 +104,7 @@ func (f *Filesystem) startWatcher(u *User, root string, opts watchOptions) (*dir
 	}
 	fsw, err := fsnotify.NewWatcher()
 	if err != nil {
-		return nil, connect.NewError(connect.CodeInternal, fmt.Errorf("create watcher: %w", err))
+		return nil, rpcError(fmt.Errorf("create watcher: %w", err))
 	}
 	w := &dirWatcher{
 		user:   u,
@@ -133,7 +135,7 @@ func (f *Filesystem) startWatcher(u *User, root string, opts watchOptions) (*dir
 	if f.closed {
 		f.mu.Unlock()
 		fsw.Close()
-		return nil, connect.NewError(connect.CodeUnavailable, errors.New("envd is shutting down"))
+		return nil, rpcError(errdefs.Newf(errdefs.ErrUnavailable, "envd is shutting down"))
 	}
 	f.watchers[w] = struct{}{}
 	f.mu.Unlock()
@@ -319,13 +321,13 @@ func (f *Filesystem) WatchDir(ctx context.Context, req *connect.Request[pb.Watch
 		select {
 		case <-ctx.Done():
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return connect.NewError(connect.CodeDeadlineExceeded, errors.New("watch timeout reached"))
+				return rpcError(errdefs.Newf(errdefs.ErrTimeout, "watch timeout reached"))
 			}
-			return connect.NewError(connect.CodeCanceled, ctx.Err())
+			return rpcError(ctx.Err())
 		case err := <-w.errc:
-			return connect.NewError(connect.CodeInternal, err)
+			return rpcError(err)
 		case <-w.done:
-			return connect.NewError(connect.CodeUnavailable, errors.New("watcher stopped: envd is shutting down"))
+			return rpcError(errdefs.Newf(errdefs.ErrUnavailable, "watcher stopped: envd is shutting down"))
 		case ev := <-w.events:
 			msg = &pb.WatchDirResponse{Event: &pb.WatchDirResponse_Filesystem{Filesystem: ev}}
 		case <-idle.C:
@@ -385,7 +387,7 @@ func (f *Filesystem) CreateWatcher(_ context.Context, req *connect.Request[pb.Cr
 	}
 	id, err := newWatcherID()
 	if err != nil {
-		return nil, connect.NewError(connect.CodeInternal, err)
+		return nil, rpcError(err)
 	}
 	root := f.st.ResolvePath(u, req.Msg.GetPath())
 	w, err := f.startWatcher(u, root, watchOptions{
@@ -409,7 +411,7 @@ func (f *Filesystem) poller(id string) (*pollWatcher, error) {
 	defer f.mu.Unlock()
 	p, ok := f.pollers[id]
 	if !ok {
-		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("watcher %q not found", id))
+		return nil, rpcError(errdefs.Newf(errdefs.ErrNotFound, "watcher %q not found", id))
 	}
 	return p, nil
 }
@@ -426,7 +428,7 @@ func (f *Filesystem) GetWatcherEvents(_ context.Context, req *connect.Request[pb
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.err != nil {
-		return nil, connect.NewError(connect.CodeInternal, p.err)
+		return nil, rpcError(p.err)
 	}
 	events := p.pending
 	p.pending = nil
@@ -444,7 +446,7 @@ func (f *Filesystem) RemoveWatcher(_ context.Context, req *connect.Request[pb.Re
 	delete(f.pollers, id)
 	f.mu.Unlock()
 	if !ok {
-		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("watcher %q not found", id))
+		return nil, rpcError(errdefs.Newf(errdefs.ErrNotFound, "watcher %q not found", id))
 	}
 	f.forget(p.w)
 	return connect.NewResponse(&pb.RemoveWatcherResponse{}), nil

@@ -21,6 +21,7 @@ import (
 
 	rpc "github.com/airlock-sandbox/airlock/proto/process"
 	"github.com/airlock-sandbox/airlock/proto/process/processconnect"
+	"github.com/airlock-sandbox/airlock/sdk/envdapi"
 	"github.com/airlock-sandbox/airlock/sdk/wire"
 )
 
@@ -112,7 +113,7 @@ func (c *Client) WaitHealth(ctx context.Context, url string, timeout time.Durati
 }
 
 // Init configures envd (its token, env vars and default user).
-func (c *Client) Init(ctx context.Context, ip netip.Addr, body wire.EnvdInit) error {
+func (c *Client) Init(ctx context.Context, ip netip.Addr, body envdapi.Init) error {
 	b, err := json.Marshal(body)
 	if err != nil {
 		return err

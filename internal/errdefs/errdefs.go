@@ -6,6 +6,7 @@ package errdefs
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 
 	"connectrpc.com/connect"
@@ -24,6 +25,8 @@ var (
 	ErrLimitExceeded = errors.New("limit exceeded")
 	ErrTooLarge      = errors.New("too large")
 	ErrTimeout       = errors.New("timed out")
+	ErrAlreadyExists = errors.New("already exists")
+	ErrNoSpace       = errors.New("no space left")
 )
 
 var kinds = []struct {
@@ -41,7 +44,28 @@ var kinds = []struct {
 	{ErrLimitExceeded, http.StatusTooManyRequests, connect.CodeResourceExhausted},
 	{ErrTooLarge, http.StatusRequestEntityTooLarge, connect.CodeResourceExhausted},
 	{ErrTimeout, http.StatusRequestTimeout, connect.CodeDeadlineExceeded},
+	{ErrAlreadyExists, http.StatusConflict, connect.CodeAlreadyExists},
+	{ErrNoSpace, http.StatusInsufficientStorage, connect.CodeResourceExhausted},
 }
+
+// Newf is an error of kind whose message is only the formatted text, for
+// messages clients show verbatim (E2B's wording, no "not found: " prefix).
+func Newf(kind error, format string, args ...any) error {
+	return Mark(kind, fmt.Errorf(format, args...))
+}
+
+// Mark gives err the kind while keeping its message and its own chain.
+func Mark(kind, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &marked{kind: kind, err: err}
+}
+
+type marked struct{ kind, err error }
+
+func (m *marked) Error() string   { return m.err.Error() }
+func (m *marked) Unwrap() []error { return []error{m.err, m.kind} }
 
 // HTTPStatus is the status for err: its kind's, 503 for a cancelled or
 // timed-out context, 500 for anything else.

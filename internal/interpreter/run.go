@@ -21,16 +21,25 @@ const (
 	shutdownTimeout = 5 * time.Second
 )
 
-// Run serves the code-interpreter server on addr (DefaultAddr when empty)
-// until ctx is cancelled, then closes every kernel.
-func Run(ctx context.Context, addr string, log *slog.Logger) error {
+// RunConfig is how the interpreter server is started; zero values are
+// right inside a sandbox.
+type RunConfig struct {
+	Addr    string // listen address; DefaultAddr when empty
+	EnvdURL string // the envd that checks access tokens; the sandbox's own when empty
+	Cwd     string // working directory of the default contexts; /home/user when empty
+}
+
+// Run serves the code-interpreter server until ctx is cancelled, then
+// closes every kernel.
+func Run(ctx context.Context, cfg RunConfig, log *slog.Logger) error {
+	addr := cfg.Addr
 	if addr == "" {
 		addr = DefaultAddr
 	}
 	if log == nil {
 		log = slog.Default()
 	}
-	srv := NewServer(ServerOptions{Log: log})
+	srv := NewServer(ServerOptions{Log: log, EnvdURL: cfg.EnvdURL, DefaultCwd: cfg.Cwd})
 	defer srv.Close()
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {

@@ -18,7 +18,7 @@ func TestRunServesUntilCancelled(t *testing.T) {
 	addr := fmt.Sprintf("127.0.0.1:%d", ports[0])
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- Run(ctx, addr, slog.New(slog.DiscardHandler)) }()
+	go func() { done <- Run(ctx, RunConfig{Addr: addr}, slog.New(slog.DiscardHandler)) }()
 
 	var body []byte
 	deadline := time.Now().Add(10 * time.Second)

@@ -18,7 +18,7 @@ import (
 	"github.com/airlock-sandbox/airlock/internal/runtime"
 	"github.com/airlock-sandbox/airlock/internal/store"
 	"github.com/airlock-sandbox/airlock/internal/store/sqlite"
-	"github.com/airlock-sandbox/airlock/sdk/wire"
+	"github.com/airlock-sandbox/airlock/sdk/envdapi"
 )
 
 // fakeNet hands out loopback addresses so a fake envd can listen on them.
@@ -79,13 +79,13 @@ func (n *fakeNet) has(id string) bool {
 type fakeEnvd struct {
 	srv  *http.Server
 	mu   sync.Mutex
-	init []wire.EnvdInit
+	init []envdapi.Init
 }
 
-func (e *fakeEnvd) inits() []wire.EnvdInit {
+func (e *fakeEnvd) inits() []envdapi.Init {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return append([]wire.EnvdInit(nil), e.init...)
+	return append([]envdapi.Init(nil), e.init...)
 }
 
 // fakeDriver runs a fake envd per "container" on the sandbox's loopback IP.
@@ -148,7 +148,7 @@ func (d *fakeDriver) Create(_ context.Context, spec runtime.Spec) (runtime.Info,
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	mux.HandleFunc("POST /init", func(w http.ResponseWriter, r *http.Request) {
-		var in wire.EnvdInit
+		var in envdapi.Init
 		if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return

@@ -22,6 +22,7 @@ import (
 	"github.com/airlock-sandbox/airlock/internal/runtime"
 	"github.com/airlock-sandbox/airlock/internal/store"
 	"github.com/airlock-sandbox/airlock/internal/tenancy"
+	"github.com/airlock-sandbox/airlock/sdk/envdapi"
 	"github.com/airlock-sandbox/airlock/sdk/wire"
 )
 
@@ -397,7 +398,7 @@ func (o *Orchestrator) boot(ctx context.Context, sb *store.Sandbox, tpl *store.T
 	return ep.IP, nil
 }
 
-func (o *Orchestrator) envdConfig(sb *store.Sandbox) wire.EnvdInit {
+func (o *Orchestrator) envdConfig(sb *store.Sandbox) envdapi.Init {
 	env := make(map[string]string, len(sb.EnvVars)+3)
 	for k, v := range sb.EnvVars {
 		env[k] = v
@@ -405,11 +406,12 @@ func (o *Orchestrator) envdConfig(sb *store.Sandbox) wire.EnvdInit {
 	env["E2B_SANDBOX"] = "true"
 	env["E2B_SANDBOX_ID"] = sb.ID
 	env["E2B_TEMPLATE_ID"] = sb.TemplateID
-	return wire.EnvdInit{
+	now := time.Now().UTC()
+	return envdapi.Init{
 		EnvVars:     env,
 		AccessToken: sb.AccessToken,
 		DefaultUser: o.cfg.DefaultUser,
-		Timestamp:   time.Now().UTC(),
+		Timestamp:   &now,
 	}
 }
 

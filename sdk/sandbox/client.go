@@ -11,6 +11,9 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/airlock-sandbox/airlock/sdk/controlapi"
+	"github.com/airlock-sandbox/airlock/sdk/wire"
 )
 
 // Client talks to the control API. It is safe for concurrent use.
@@ -41,52 +44,31 @@ type CreateOptions struct {
 	Network *NetworkConfig
 }
 
-// NetworkConfig is the sandbox network configuration.
-type NetworkConfig struct {
-	AllowPublicTraffic *bool    `json:"allowPublicTraffic,omitempty"`
-	AllowOut           []string `json:"allowOut,omitempty"`
-	DenyOut            []string `json:"denyOut,omitempty"`
-}
-
-type newSandboxBody struct {
-	TemplateID          string            `json:"templateID"`
-	Timeout             int               `json:"timeout"`
-	Secure              bool              `json:"secure"`
-	AllowInternetAccess bool              `json:"allow_internet_access"`
-	Metadata            map[string]string `json:"metadata,omitempty"`
-	EnvVars             map[string]string `json:"envVars,omitempty"`
-	Network             *NetworkConfig    `json:"network,omitempty"`
-}
-
-// sandboxBody is the API's Sandbox object (create/connect).
-type sandboxBody struct {
-	TemplateID         string  `json:"templateID"`
-	SandboxID          string  `json:"sandboxID"`
-	Alias              string  `json:"alias"`
-	EnvdVersion        string  `json:"envdVersion"`
-	EnvdAccessToken    *string `json:"envdAccessToken"`
-	TrafficAccessToken *string `json:"trafficAccessToken"`
-	Domain             *string `json:"domain"`
-}
+// NetworkConfig is the create request's "network" object.
+type NetworkConfig = controlapi.SandboxNetworkConfig
 
 // seconds converts like the JS SDK: ceil(ms/1000).
-func seconds(d time.Duration) int {
+func seconds(d time.Duration) int64 {
 	if d <= 0 {
 		return 0
 	}
-	return int((d + time.Second - 1) / time.Second)
+	return int64((d + time.Second - 1) / time.Second)
 }
 
 // Create creates a sandbox and returns it ready for envd calls.
 func (c *Client) Create(ctx context.Context, opts CreateOptions) (*Sandbox, error) {
 	if c.cfg.Debug {
-		return newSandbox(c, sandboxBody{SandboxID: debugSandboxID, TemplateID: opts.Template, EnvdVersion: debugEnvd}), nil
+		return newSandbox(c, controlapi.Sandbox{SandboxID: debugSandboxID, TemplateID: opts.Template, EnvdVersion: debugEnvd}), nil
 	}
-	body := newSandboxBody{
+	timeout := opts.Timeout
+	if timeout == 0 {
+		timeout = DefaultSandboxTimeout
+	}
+	body := controlapi.NewSandbox{
 		TemplateID:          opts.Template,
-		Timeout:             seconds(opts.Timeout),
-		Secure:              !opts.Insecure,
-		AllowInternetAccess: !opts.DenyInternetAccess,
+		Timeout:             ptr(seconds(timeout)),
+		Secure:              ptr(!opts.Insecure),
+		AllowInternetAccess: ptr(!opts.DenyInternetAccess),
 		Metadata:            opts.Metadata,
 		EnvVars:             opts.EnvVars,
 		Network:             opts.Network,
@@ -94,32 +76,34 @@ func (c *Client) Create(ctx context.Context, opts CreateOptions) (*Sandbox, erro
 	if body.TemplateID == "" {
 		body.TemplateID = DefaultTemplate
 	}
-	if opts.Timeout == 0 {
-		body.Timeout = seconds(DefaultSandboxTimeout)
-	}
-	var sb sandboxBody
-	if err := c.do(ctx, http.MethodPost, "/sandboxes", body, &sb, "", http.StatusCreated); err != nil {
+	var sb controlapi.Sandbox
+	h, err := c.doHeader(ctx, http.MethodPost, "/sandboxes", body, &sb, "", http.StatusCreated)
+	if err != nil {
 		return nil, err
 	}
 	if versionLess(sb.EnvdVersion, "0.1.0") {
 		_, _ = c.Kill(ctx, sb.SandboxID)
 		return nil, newError(ErrTemplate, 0, "", "you need to update the template to use the new SDK", nil)
 	}
-	return newSandbox(c, sb), nil
+	s := newSandbox(c, sb)
+	s.CreateTiming = parseTiming(h.Get(wire.HeaderAirlockTiming))
+	return s, nil
 }
+
+func ptr[T any](v T) *T { return &v }
 
 // Connect attaches to a running sandbox (resuming a paused one) and makes
 // sure it lives at least timeout longer (0 means 300 s).
 func (c *Client) Connect(ctx context.Context, sandboxID string, timeout time.Duration) (*Sandbox, error) {
 	if c.cfg.Debug {
-		return newSandbox(c, sandboxBody{SandboxID: sandboxID, EnvdVersion: debugEnvd}), nil
+		return newSandbox(c, controlapi.Sandbox{SandboxID: sandboxID, EnvdVersion: debugEnvd}), nil
 	}
 	if timeout == 0 {
 		timeout = DefaultSandboxTimeout
 	}
-	var sb sandboxBody
+	var sb controlapi.Sandbox
 	err := c.do(ctx, http.MethodPost, "/sandboxes/"+url.PathEscape(sandboxID)+"/connect",
-		map[string]int{"timeout": seconds(timeout)}, &sb,
+		controlapi.Timeout{Timeout: ptr(seconds(timeout))}, &sb,
 		fmt.Sprintf("Paused sandbox %s not found", sandboxID), http.StatusOK, http.StatusCreated)
 	if err != nil {
 		return nil, err
@@ -149,7 +133,7 @@ func (c *Client) SetTimeout(ctx context.Context, sandboxID string, timeout time.
 		return nil
 	}
 	return c.do(ctx, http.MethodPost, "/sandboxes/"+url.PathEscape(sandboxID)+"/timeout",
-		map[string]int{"timeout": seconds(timeout)}, nil,
+		controlapi.Timeout{Timeout: ptr(seconds(timeout))}, nil,
 		fmt.Sprintf("Sandbox %s not found", sandboxID), http.StatusNoContent)
 }
 
@@ -162,7 +146,8 @@ const (
 	StatePaused  State = "paused"
 )
 
-// Info describes a sandbox (GetInfo and List).
+// Info describes a sandbox (GetInfo and List). It marshals to the API's
+// field names, so tools can print it as the API would.
 type Info struct {
 	SandboxID     string            `json:"sandboxID"`
 	TemplateID    string            `json:"templateID"`
@@ -180,26 +165,47 @@ type Info struct {
 	AllowInternetAccess *bool `json:"allowInternetAccess,omitempty"`
 }
 
+func listedInfo(l controlapi.ListedSandbox) Info {
+	return Info{
+		SandboxID: l.SandboxID, TemplateID: l.TemplateID, Alias: l.Alias,
+		StartedAt: l.StartedAt, EndAt: l.EndAt, State: State(l.State),
+		CPUCount: l.CpuCount, MemoryMB: l.MemoryMB, DiskSizeMB: l.DiskSizeMB,
+		EnvdVersion: l.EnvdVersion, Metadata: l.Metadata,
+	}
+}
+
 // GetInfo returns a sandbox's details.
 func (c *Client) GetInfo(ctx context.Context, sandboxID string) (*Info, error) {
-	var info Info
-	err := c.do(ctx, http.MethodGet, "/sandboxes/"+url.PathEscape(sandboxID), nil, &info,
+	var d controlapi.SandboxDetail
+	err := c.do(ctx, http.MethodGet, "/sandboxes/"+url.PathEscape(sandboxID), nil, &d,
 		fmt.Sprintf("Sandbox %s not found", sandboxID), http.StatusOK)
 	if err != nil {
 		return nil, err
 	}
-	return &info, nil
+	return &Info{
+		SandboxID: d.SandboxID, TemplateID: d.TemplateID, Alias: d.Alias,
+		StartedAt: d.StartedAt, EndAt: d.EndAt, State: State(d.State),
+		CPUCount: d.CpuCount, MemoryMB: d.MemoryMB, DiskSizeMB: d.DiskSizeMB,
+		EnvdVersion: d.EnvdVersion, Metadata: d.Metadata,
+		SandboxDomain: d.Domain, AllowInternetAccess: d.AllowInternetAccess,
+	}, nil
 }
 
 // do sends one control API request. want lists the accepted statuses;
 // notFoundMsg (if set) replaces the server message on 404.
 func (c *Client) do(ctx context.Context, method, path string, in, out any, notFoundMsg string, want ...int) error {
+	_, err := c.doHeader(ctx, method, path, in, out, notFoundMsg, want...)
+	return err
+}
+
+// doHeader is do that also returns the response headers.
+func (c *Client) doHeader(ctx context.Context, method, path string, in, out any, notFoundMsg string, want ...int) (http.Header, error) {
 	resp, err := c.send(ctx, method, path, nil, in)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer resp.Body.Close()
-	return decodeResponse(resp, out, notFoundMsg, want...)
+	return resp.Header, decodeResponse(resp, out, notFoundMsg, want...)
 }
 
 func decodeResponse(resp *http.Response, out any, notFoundMsg string, want ...int) error {

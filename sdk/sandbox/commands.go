@@ -91,6 +91,23 @@ func (c *Commands) Run(ctx context.Context, cmd string, opts *RunOptions) (*Comm
 	return h.Wait(ctx)
 }
 
+// Exec runs a program directly, without a shell: argv[0] is the program
+// (looked up in PATH) and the rest its arguments, so nothing in them is
+// interpreted. It waits like Run. An Airlock extension: the official SDKs
+// always go through bash.
+func (c *Commands) Exec(ctx context.Context, argv []string, opts *RunOptions) (*CommandResult, error) {
+	if len(argv) == 0 || argv[0] == "" {
+		return nil, newError(ErrInvalidArgument, 0, "", "exec needs a program", nil)
+	}
+	o := opts.orDefault()
+	h, err := c.s.startProcess(ctx, startRequest(argv, o), o, false)
+	if err != nil {
+		return nil, err
+	}
+	defer h.Disconnect()
+	return h.Wait(ctx)
+}
+
 // Start runs cmd in the background and returns once the process started.
 // The output keeps streaming into opts' callbacks until Wait returns or
 // Disconnect is called; ctx only bounds the start.
@@ -99,14 +116,14 @@ func (c *Commands) Start(ctx context.Context, cmd string, opts *RunOptions) (*Co
 }
 
 func (c *Commands) start(ctx context.Context, cmd string, o *RunOptions, background bool) (*CommandHandle, error) {
+	return c.s.startProcess(ctx, startRequest([]string{"/bin/bash", "-l", "-c", cmd}, o), o, background)
+}
+
+func startRequest(argv []string, o *RunOptions) *process.StartRequest {
 	stdin := o.Stdin
 	req := &process.StartRequest{
-		Process: &process.ProcessConfig{
-			Cmd:  "/bin/bash",
-			Args: []string{"-l", "-c", cmd},
-			Envs: o.Envs,
-		},
-		Stdin: &stdin,
+		Process: &process.ProcessConfig{Cmd: argv[0], Args: argv[1:], Envs: o.Envs},
+		Stdin:   &stdin,
 	}
 	if o.Cwd != "" {
 		req.Process.Cwd = &o.Cwd
@@ -114,7 +131,7 @@ func (c *Commands) start(ctx context.Context, cmd string, o *RunOptions, backgro
 	if o.Tag != "" {
 		req.Tag = &o.Tag
 	}
-	return c.s.startProcess(ctx, req, o, background)
+	return req
 }
 
 // Connect attaches to a running process by PID, streaming its output from

@@ -17,6 +17,7 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/airlock-sandbox/airlock/proto/filesystem"
+	"github.com/airlock-sandbox/airlock/sdk/envdapi"
 )
 
 // Files reads, writes and manages files in the sandbox. Relative paths
@@ -52,10 +53,10 @@ type EntryInfo struct {
 
 // WriteInfo describes a written file.
 type WriteInfo struct {
-	Name     string            `json:"name"`
-	Type     FileType          `json:"type"`
-	Path     string            `json:"path"`
-	Metadata map[string]string `json:"metadata,omitempty"`
+	Name     string
+	Type     FileType
+	Path     string
+	Metadata map[string]string
 }
 
 // FileOptions are the options shared by file calls.
@@ -288,16 +289,18 @@ func (f *Files) sendUpload(req *http.Request, opts *WriteOptions) ([]WriteInfo, 
 	if resp.StatusCode != http.StatusOK {
 		return nil, envdHTTPError(resp)
 	}
-	var infos []WriteInfo
-	if err := json.NewDecoder(resp.Body).Decode(&infos); err != nil {
+	var entries []envdapi.EntryInfo
+	if err := json.NewDecoder(resp.Body).Decode(&entries); err != nil {
 		return nil, newError(ErrSandbox, resp.StatusCode, "", "decode upload response: "+err.Error(), err)
 	}
-	if len(infos) == 0 {
+	if len(entries) == 0 {
 		return nil, newError(ErrSandbox, resp.StatusCode, "", "expected to receive information about written file", nil)
 	}
-	for i := range infos {
-		if len(infos[i].Metadata) == 0 {
-			infos[i].Metadata = nil
+	infos := make([]WriteInfo, len(entries))
+	for i, e := range entries {
+		infos[i] = WriteInfo{Name: e.Name, Type: FileType(e.Type), Path: e.Path}
+		if len(e.Metadata) > 0 {
+			infos[i].Metadata = e.Metadata
 		}
 	}
 	return infos, nil

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/airlock-sandbox/airlock/sdk/controlapi"
 )
 
 // ListOptions filters and pages GET /v2/sandboxes.
@@ -82,12 +84,16 @@ func (p *Paginator) NextItems(ctx context.Context) ([]Info, error) {
 		return nil, err
 	}
 	defer resp.Body.Close()
-	var items []Info
-	if err := decodeResponse(resp, &items, "", http.StatusOK); err != nil {
+	var listed []controlapi.ListedSandbox
+	if err := decodeResponse(resp, &listed, "", http.StatusOK); err != nil {
 		return nil, err
 	}
 	p.started = true
 	p.token = resp.Header.Get("X-Next-Token")
+	items := make([]Info, len(listed))
+	for i, l := range listed {
+		items[i] = listedInfo(l)
+	}
 	return items, nil
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/airlock-sandbox/airlock/proto/filesystem/filesystemconnect"
 	"github.com/airlock-sandbox/airlock/proto/process/processconnect"
+	"github.com/airlock-sandbox/airlock/sdk/controlapi"
 )
 
 // Sandbox is a handle to one running sandbox. It is safe for concurrent use.
@@ -22,6 +23,9 @@ type Sandbox struct {
 	EnvdVersion string
 	// Domain is the sandbox domain from the API ("" means the config's).
 	Domain string
+	// CreateTiming is an Airlock server's per-phase breakdown of the
+	// create that made this sandbox (nil from Connect or another server).
+	CreateTiming map[string]time.Duration
 
 	Commands *Commands
 	PTY      *PTY
@@ -35,7 +39,7 @@ type Sandbox struct {
 	fs           filesystemconnect.FilesystemClient
 }
 
-func newSandbox(c *Client, sb sandboxBody) *Sandbox {
+func newSandbox(c *Client, sb controlapi.Sandbox) *Sandbox {
 	s := &Sandbox{
 		ID:          sb.SandboxID,
 		TemplateID:  sb.TemplateID,
@@ -46,9 +50,7 @@ func newSandbox(c *Client, sb sandboxBody) *Sandbox {
 	if sb.Domain != nil {
 		s.Domain = *sb.Domain
 	}
-	if sb.EnvdAccessToken != nil {
-		s.accessToken = *sb.EnvdAccessToken
-	}
+	s.accessToken = sb.EnvdAccessToken
 	if sb.TrafficAccessToken != nil {
 		s.trafficToken = *sb.TrafficAccessToken
 	}

@@ -3,20 +3,6 @@
 // the envd version.
 package wire
 
-import "time"
-
-// EnvdInit is the body of envd's POST /init, with which the server
-// configures envd after boot and after a resume (a route the gateway never
-// forwards). Timestamp is E2B's clock sync; containers share the host's
-// clock, so Airlock's envd ignores it.
-type EnvdInit struct {
-	EnvVars        map[string]string `json:"envVars"`
-	AccessToken    string            `json:"accessToken,omitempty"`
-	DefaultUser    string            `json:"defaultUser,omitempty"`
-	DefaultWorkdir string            `json:"defaultWorkdir,omitempty"`
-	Timestamp      time.Time         `json:"timestamp,omitzero"`
-}
-
 // Ports inside every sandbox.
 const (
 	// EnvdPort is envd's port: process and filesystem services, /files.
