@@ -19,11 +19,12 @@ import (
 // gateway. envd's token check is played by a local handler that answers
 // like an unsecured sandbox's envd (any caller, empty environment).
 type hostInterpreter struct {
-	cmd  *exec.Cmd
-	envd *http.Server
-	dir  string
-	sb   *sandbox.Sandbox
-	done chan error
+	cmd     *exec.Cmd
+	envd    *http.Server
+	dir     string
+	sb      *sandbox.Sandbox
+	done    chan struct{} // closed when the process has exited, after waitErr is set
+	waitErr error
 }
 
 // hostStartBudget bounds the interpreter's start (its kernels warm up in
@@ -38,7 +39,7 @@ func startHostInterpreter(ctx context.Context, binary string) (*hostInterpreter,
 		}
 		binary = self
 	}
-	h := &hostInterpreter{done: make(chan error, 1)}
+	h := &hostInterpreter{done: make(chan struct{})}
 	var err error
 	if h.dir, err = os.MkdirTemp("", "airlock-bench-interp-"); err != nil {
 		return nil, err
@@ -64,7 +65,7 @@ func startHostInterpreter(ctx context.Context, binary string) (*hostInterpreter,
 		h.close()
 		return nil, fmt.Errorf("start %s interpreter: %w", binary, err)
 	}
-	go func() { h.done <- h.cmd.Wait() }()
+	go func() { h.waitErr = h.cmd.Wait(); close(h.done) }()
 	// Debug mode: no control API; RunCode goes straight to the sandbox URL.
 	c := sandbox.NewClient(sandbox.WithDebug(true), sandbox.WithSandboxURL("http://"+addr))
 	if h.sb, err = c.Connect(ctx, "host", 0); err != nil {
@@ -90,9 +91,8 @@ func (h *hostInterpreter) waitHealthy(ctx context.Context, url string) error {
 			}
 		}
 		select {
-		case err := <-h.done:
-			h.done <- err
-			return fmt.Errorf("host interpreter exited: %v", err)
+		case <-h.done:
+			return fmt.Errorf("host interpreter exited: %v", h.waitErr)
 		case <-ctx.Done():
 			return errors.New("host interpreter did not become healthy")
 		case <-time.After(5 * time.Millisecond):
@@ -102,13 +102,7 @@ func (h *hostInterpreter) waitHealthy(ctx context.Context, url string) error {
 
 func (h *hostInterpreter) close() {
 	if h.cmd != nil && h.cmd.Process != nil {
-		_ = h.cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-h.done:
-		case <-time.After(10 * time.Second):
-			_ = h.cmd.Process.Kill()
-			<-h.done
-		}
+		stopProcess(h.cmd.Process, os.Interrupt, h.done, 10*time.Second)
 	}
 	if h.envd != nil {
 		_ = h.envd.Close()

@@ -116,12 +116,17 @@ func (s *Server) Stop() {
 	if s == nil || s.cmd == nil || s.cmd.Process == nil {
 		return
 	}
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.exited:
-	case <-time.After(20 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.exited
-	}
+	stopProcess(s.cmd.Process, syscall.SIGTERM, s.exited, 20*time.Second)
 	s.log.Close()
+}
+
+// stopProcess signals p and waits for exited, killing it after grace.
+func stopProcess(p *os.Process, sig os.Signal, exited <-chan struct{}, grace time.Duration) {
+	_ = p.Signal(sig)
+	select {
+	case <-exited:
+	case <-time.After(grace):
+		_ = p.Kill()
+		<-exited
+	}
 }
