@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -42,6 +43,9 @@ type serveOptions struct {
 	tlsKey  string
 	verbose bool
 	pool    int
+
+	allowPrivateEgress bool
+	protect            []string
 
 	limits          tenancy.Limits
 	pausedRetention time.Duration
@@ -74,6 +78,8 @@ API key. Sandboxes keep running across a restart of the server.`,
 	f.StringVar(&o.subnet, "subnet", envOr("AIRLOCK_SUBNET", "10.213.0.0/16"), "sandbox address range on the bridge (env AIRLOCK_SUBNET)")
 	f.StringVar(&o.tlsCert, "tls-cert", envOr("AIRLOCK_TLS_CERT", ""), "serve HTTPS with this certificate (PEM); for {port}-{id}.{domain} routing use a wildcard certificate (env AIRLOCK_TLS_CERT)")
 	f.StringVar(&o.tlsKey, "tls-key", envOr("AIRLOCK_TLS_KEY", ""), "private key for --tls-cert (env AIRLOCK_TLS_KEY)")
+	f.BoolVar(&o.allowPrivateEgress, "allow-private-egress", envBool("AIRLOCK_ALLOW_PRIVATE_EGRESS", false), "let a sandbox's network.allowOut open private, link-local and host addresses and other sandboxes; off by default (env AIRLOCK_ALLOW_PRIVATE_EGRESS)")
+	f.StringSliceVar(&o.protect, "protect", envList("AIRLOCK_PROTECT"), "more IPv4 ranges no sandbox may reach, on top of the private, link-local and host ranges (repeatable; env AIRLOCK_PROTECT, comma-separated)")
 	f.BoolVar(&o.verbose, "verbose", false, "debug logging")
 	f.IntVar(&o.pool, "pool-size", envInt("AIRLOCK_POOL_SIZE", 0), "warm pool: booted sandboxes kept ready per default template; 0 disables it (env AIRLOCK_POOL_SIZE)")
 	f.IntVar(&o.limits.MaxSandboxes, "team-max-sandboxes", envInt("AIRLOCK_TEAM_MAX_SANDBOXES", 100), "running sandboxes per team at once; 0 for no limit (env AIRLOCK_TEAM_MAX_SANDBOXES)")
@@ -139,10 +145,19 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 	if err != nil {
 		return fmt.Errorf("--subnet: %w", err)
 	}
-	net_, err := network.New(ctx, network.Config{Bridge: o.bridge, Subnet: subnet}, log)
+	netCfg := network.Config{Bridge: o.bridge, Subnet: subnet, AllowProtected: o.allowPrivateEgress}
+	for _, s := range o.protect {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return fmt.Errorf("--protect: %w", err)
+		}
+		netCfg.Protected = append(netCfg.Protected, p)
+	}
+	net_, err := network.New(ctx, netCfg, log)
 	if err != nil {
 		return fmt.Errorf("set up network: %w", err)
 	}
+	go net_.Guard(ctx, 2*time.Second)
 	driver, err := oci.New(oci.Config{
 		Runtime:     o.runtime,
 		StateDir:    filepath.Join(o.dataDir, "sandboxes"),
@@ -238,6 +253,21 @@ func envInt(name string, def int) int {
 		return v
 	}
 	return def
+}
+
+func envBool(name string, def bool) bool {
+	if v, err := strconv.ParseBool(envOr(name, "")); err == nil {
+		return v
+	}
+	return def
+}
+
+// envList splits a comma-separated variable; unset or empty is nil.
+func envList(name string) []string {
+	if v := envOr(name, ""); v != "" {
+		return strings.Split(v, ",")
+	}
+	return nil
 }
 
 // runtimeRoot is the OCI runtime's state dir for this data dir: servers with

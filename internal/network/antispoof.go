@@ -15,7 +15,10 @@ import (
 // to port-<id>, which lets through only IPv4 and ARP carrying the sandbox's
 // own address and drops everything else (IPv6 included). The inet rules
 // pick a sandbox's chains by source address, so without this a sandbox could
-// borrow another's policy by forging its address.
+// borrow another's policy by forging its address. (A port missing from the
+// map is not dropped: bridge-family hooks see every bridge on the host, and
+// this kernel has no meta ibrname to tell ours apart; the guard restores a
+// flushed map within its interval.)
 const portMapName = "ports"
 
 func (m *Manager) bridgeTable() *nftables.Table {
@@ -40,6 +43,7 @@ func (m *Manager) addBridgeBase() (*nftables.Set, error) {
 	ch := c.AddChain(&nftables.Chain{Name: "prerouting", Table: t, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookPrerouting, Priority: bridgePriorityFilter, Policy: &policyAccept})
 	c.FlushChain(ch)
+	m.baseRules[baseKey(t, ch.Name)] = 1
 	c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
 		lookupVerdict(ports),

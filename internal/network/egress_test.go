@@ -2,10 +2,13 @@ package network
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/airlock-sandbox/airlock/internal/errdefs"
 )
 
 func prefixes(s ...string) []netip.Prefix {
@@ -62,7 +65,8 @@ func TestEgressPolicy(t *testing.T) {
 	}
 }
 
-// Behaviour 4: the host itself is off limits except what AllowOut names.
+// Behaviour 4: the host itself is off limits; AllowOut opens it only with
+// the operator's opt-in.
 func TestSandboxCannotReachHost(t *testing.T) {
 	m := newTestManager(t, "altest2", "10.214.2.0/24")
 	inet := newFakeInternet(t)
@@ -85,14 +89,22 @@ func TestSandboxCannotReachHost(t *testing.T) {
 			t.Errorf("host -> %s: %v", addr, err)
 		}
 	}
-	// AllowOut opens exactly the named address.
-	if err := m.SetPolicy(context.Background(), ep.ID, Policy{AllowInternet: true, AllowOut: prefixes(m.Gateway().String() + "/32")}); err != nil {
-		t.Fatal(err)
+	// AllowOut cannot open the host by default...
+	err := m.SetPolicy(context.Background(), ep.ID, Policy{AllowInternet: true, AllowOut: prefixes(m.Gateway().String() + "/32")})
+	if !errors.Is(err, ErrProtected) || !errors.Is(err, errdefs.ErrInvalid) {
+		t.Errorf("SetPolicy AllowOut gateway = %v, want ErrProtected (an invalid request)", err)
 	}
-	if _, err := httpGetFrom(ep.NetNSPath, onGateway, time.Second); err != nil {
-		t.Errorf("AllowOut gateway: sandbox -> %s: %v", onGateway, err)
+	if _, err := httpGetFrom(ep.NetNSPath, onGateway, time.Second); err == nil {
+		t.Errorf("refused AllowOut gateway: sandbox reached %s", onGateway)
 	}
-	if _, err := httpGetFrom(ep.NetNSPath, onOtherHostIP, time.Second); err == nil {
+	// ...only with the operator's opt-in, and then exactly the named address.
+	om := newOpenManager(t, "altest7", "10.214.7.0/24")
+	onOpenGateway := serveHTTP(t, "", om.Gateway().String()+":0")
+	oep := attach(t, om, Policy{AllowInternet: true, AllowOut: prefixes(om.Gateway().String() + "/32")})
+	if _, err := httpGetFrom(oep.NetNSPath, onOpenGateway, time.Second); err != nil {
+		t.Errorf("AllowOut gateway with AllowProtected: sandbox -> %s: %v", onOpenGateway, err)
+	}
+	if _, err := httpGetFrom(oep.NetNSPath, onOtherHostIP, time.Second); err == nil {
 		t.Errorf("AllowOut gateway only: sandbox reached %s", onOtherHostIP)
 	}
 }

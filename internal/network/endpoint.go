@@ -26,12 +26,14 @@ func (m *Manager) Attach(ctx context.Context, id string, p Policy) (*Endpoint, e
 	if err := validID(id); err != nil {
 		return nil, err
 	}
-	if err := validPolicy(p); err != nil {
+	if err := m.CheckPolicy(p); err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	m.fwMu.RLock()
+	defer m.fwMu.RUnlock()
 	m.mu.Lock()
 	if _, ok := m.endpoints[id]; ok {
 		m.mu.Unlock()
@@ -51,7 +53,7 @@ func (m *Manager) Attach(ctx context.Context, id string, p Policy) (*Endpoint, e
 		m.mu.Unlock()
 		return nil, err
 	}
-	e.ep, e.ns = ep, ns
+	e.ep, e.ns, e.pol, e.polKnown = ep, ns, p, true
 	m.log.Debug("attached", "sandbox", id, "ip", ep.IP, "took", time.Since(start))
 	cp := *ep
 	return &cp, nil
@@ -226,6 +228,8 @@ func (m *Manager) Detach(ctx context.Context, id string) error {
 	if err := validID(id); err != nil {
 		return err
 	}
+	m.fwMu.RLock()
+	defer m.fwMu.RUnlock()
 	m.mu.Lock()
 	e, ok := m.endpoints[id]
 	m.mu.Unlock()
@@ -270,9 +274,11 @@ func (m *Manager) SetPolicy(ctx context.Context, id string, p Policy) error {
 	if err := validID(id); err != nil {
 		return err
 	}
-	if err := validPolicy(p); err != nil {
+	if err := m.CheckPolicy(p); err != nil {
 		return err
 	}
+	m.fwMu.RLock()
+	defer m.fwMu.RUnlock()
 	m.mu.Lock()
 	e, ok := m.endpoints[id]
 	m.mu.Unlock()
@@ -284,7 +290,11 @@ func (m *Manager) SetPolicy(ctx context.Context, id string, p Policy) error {
 	if e.ep == nil || !e.ep.IP.IsValid() {
 		return fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
-	return m.installPolicy(id, e.ep.IP, p, "")
+	if err := m.installPolicy(id, e.ep.IP, p, ""); err != nil {
+		return err
+	}
+	e.pol, e.polKnown = p, true
+	return nil
 }
 
 // Endpoint returns the endpoint of a sandbox attached by or rediscovered by m.

@@ -41,10 +41,11 @@ func verdictMap(t *nftables.Table, name string) *nftables.Set {
 	return &nftables.Set{Table: t, Name: name, IsMap: true, KeyType: nftables.TypeIPAddr, DataType: nftables.TypeVerdict}
 }
 
-// setupFirewall (re)builds the base chains atomically in one batch, keeps the
-// per-sandbox chains of rediscovered endpoints (restoring a deny-all chain if
-// one is missing: fail closed) and drops chains of sandboxes that are gone.
-func (m *Manager) setupFirewall(found []Endpoint) error {
+// setupFirewall (re)builds the base chains atomically in one batch, rewrites
+// the chains of endpoints whose policy is known (pols), keeps those of other
+// rediscovered endpoints (restoring a deny-all chain if one is missing: fail
+// closed) and drops chains of sandboxes that are gone.
+func (m *Manager) setupFirewall(found []Endpoint, pols map[string]Policy) error {
 	m.nftMu.Lock()
 	defer m.nftMu.Unlock()
 	c := m.nft
@@ -82,7 +83,9 @@ func (m *Manager) setupFirewall(found []Endpoint) error {
 				return err
 			}
 		}
-		if !existing[fwdChainName(ep.ID)] || !existing[inChainName(ep.ID)] {
+		if p, ok := pols[ep.ID]; ok {
+			m.addPolicyChains(t, ep.ID, p)
+		} else if !existing[fwdChainName(ep.ID)] || !existing[inChainName(ep.ID)] {
 			m.log.Warn("restoring missing firewall chains as deny-all", "sandbox", ep.ID)
 			m.addPolicyChains(t, ep.ID, Policy{})
 		}
@@ -124,6 +127,7 @@ func (m *Manager) sandboxChains() (map[string]bool, error) {
 func (m *Manager) addBaseChains(t *nftables.Table, fwdMap, inMap *nftables.Set) {
 	c, br := m.nft, m.cfg.Bridge
 	add := func(ch *nftables.Chain, rules ...[]expr.Any) {
+		m.baseRules[baseKey(t, ch.Name)] = len(rules)
 		c.AddChain(ch)
 		c.FlushChain(ch)
 		for _, r := range rules {
@@ -178,9 +182,13 @@ func (m *Manager) addBaseChains(t *nftables.Table, fwdMap, inMap *nftables.Set) 
 
 // addPolicyChains queues (re)writing a sandbox's two chains for p.
 //
-//	fwd-<id>: AllowOut accept; DenyOut reject; the subnet (other sandboxes)
-//	          and AlwaysDenyOut reject; then accept if AllowInternet, else reject
-//	in-<id>:  AllowOut accept; reject (the host is off limits)
+//	fwd-<id>: the subnet (other sandboxes) and the protected ranges reject;
+//	          AllowOut accept; DenyOut reject; then accept if AllowInternet,
+//	          else reject
+//	in-<id>:  reject (the host is off limits)
+//
+// With Config.AllowProtected, AllowOut comes first in both chains and can
+// open protected ranges, other sandboxes and the host too.
 func (m *Manager) addPolicyChains(t *nftables.Table, id string, p Policy) {
 	c := m.nft
 	fwd := c.AddChain(&nftables.Chain{Name: fwdChainName(id), Table: t})
@@ -192,16 +200,26 @@ func (m *Manager) addPolicyChains(t *nftables.Table, id string, p Policy) {
 		// nft(8) can print "ip daddr" instead of a raw payload offset.
 		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: rule(matchIPv4(), matchPrefix(ipv4DaddrOffset, pfx), one(v))})
 	}
+	protect := func() {
+		daddr(fwd, m.cfg.Subnet, reject())
+		for _, pfx := range m.cfg.Protected {
+			daddr(fwd, pfx, reject())
+		}
+	}
+	if !m.cfg.AllowProtected {
+		protect()
+	}
 	for _, pfx := range p.AllowOut {
 		daddr(fwd, pfx, accept())
-		daddr(in, pfx, accept())
+		if m.cfg.AllowProtected {
+			daddr(in, pfx, accept())
+		}
 	}
 	for _, pfx := range p.DenyOut {
 		daddr(fwd, pfx, reject())
 	}
-	daddr(fwd, m.cfg.Subnet, reject())
-	for _, pfx := range m.cfg.AlwaysDenyOut {
-		daddr(fwd, pfx, reject())
+	if m.cfg.AllowProtected {
+		protect()
 	}
 	var last expr.Any = reject()
 	if p.AllowInternet {

@@ -36,9 +36,20 @@ func testLogger(t testing.TB) *slog.Logger {
 // an aborted earlier run may have left, and destroys it at the end.
 func newTestManager(t testing.TB, bridge, subnet string) *Manager {
 	t.Helper()
+	return newTestManagerCfg(t, Config{Bridge: bridge, Subnet: netip.MustParsePrefix(subnet)})
+}
+
+// newOpenManager is newTestManager with the operator's opt-in to let AllowOut
+// open protected ranges, the host and other sandboxes.
+func newOpenManager(t testing.TB, bridge, subnet string) *Manager {
+	t.Helper()
+	return newTestManagerCfg(t, Config{Bridge: bridge, Subnet: netip.MustParsePrefix(subnet), AllowProtected: true})
+}
+
+func newTestManagerCfg(t testing.TB, cfg Config) *Manager {
+	t.Helper()
 	requireRoot(t)
 	ctx := context.Background()
-	cfg := Config{Bridge: bridge, Subnet: netip.MustParsePrefix(subnet)}
 	m, err := New(ctx, cfg, testLogger(t))
 	if err != nil {
 		t.Fatalf("New: %v", err)

@@ -10,10 +10,10 @@ import (
 	"github.com/vishvananda/netns"
 )
 
-// Behaviour 3: sandboxes cannot reach each other, at L2 or L3, unless
-// AllowOut names the other's address.
+// Behaviour 3: sandboxes cannot reach each other, at L2 or L3, unless the
+// operator allows it and AllowOut names the other's address.
 func TestSandboxesIsolated(t *testing.T) {
-	m := newTestManager(t, "altest3", "10.214.3.0/24")
+	m := newOpenManager(t, "altest3", "10.214.3.0/24")
 	a := attach(t, m, Policy{AllowInternet: true})
 	b := attach(t, m, Policy{AllowInternet: true})
 	addrA := serveHTTP(t, a.NetNSPath, a.IP.String()+":8080")

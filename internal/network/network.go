@@ -17,17 +17,21 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"slices"
 	"sync"
 
 	"github.com/google/nftables"
 	"github.com/vishvananda/netns"
+
+	"github.com/airlock-sandbox/airlock/internal/errdefs"
 )
 
 // Sentinel errors for callers to test with errors.Is.
 var (
 	ErrInvalidID      = errors.New("network: invalid sandbox id")
 	ErrInvalidConfig  = errors.New("network: invalid config")
-	ErrInvalidPolicy  = errors.New("network: invalid policy")
+	ErrInvalidPolicy  = errdefs.Mark(errdefs.ErrInvalid, errors.New("network: invalid policy"))
+	ErrProtected      = errdefs.Mark(errdefs.ErrInvalid, errors.New("network: protected destination"))
 	ErrExists         = errors.New("network: endpoint already exists")
 	ErrNotFound       = errors.New("network: endpoint not found")
 	ErrSubnetFull     = errors.New("network: no free address in subnet")
@@ -39,15 +43,20 @@ type Config struct {
 	Bridge   string       // default "airlock0"; also names the nftables tables
 	Subnet   netip.Prefix // default 10.213.0.0/16; gateway = first address, on the bridge
 	NetnsDir string       // where earlier versions bind-mounted named netns (default /run/netns), still cleaned up
-	// AlwaysDenyOut is denied to every sandbox unless its AllowOut names it.
-	// Nil means the default: link-local 169.254.0.0/16 (cloud metadata services).
-	AlwaysDenyOut []netip.Prefix
+	// Protected are more destinations no sandbox reaches, whatever its
+	// policy, on top of DefaultProtected and the networks of the host's own
+	// interfaces (its LAN, as found at New). The host itself and the other
+	// sandboxes are always protected.
+	Protected []netip.Prefix
+	// AllowProtected is the operator's opt-in to let a sandbox's AllowOut
+	// open protected ranges, the host and other sandboxes.
+	AllowProtected bool
 }
 
 // Policy is a sandbox's egress policy.
 type Policy struct {
 	AllowInternet bool           // false = no egress at all beyond replies to connections made to the sandbox
-	AllowOut      []netip.Prefix // explicitly allowed destinations (win over DenyOut and over the default isolation)
+	AllowOut      []netip.Prefix // explicitly allowed destinations (win over DenyOut; over protected ranges only with Config.AllowProtected)
 	DenyOut       []netip.Prefix // denied destinations ("0.0.0.0/0" = everything)
 }
 
@@ -68,9 +77,16 @@ type Manager struct {
 	gateway netip.Addr
 	hostNS  netns.NsHandle
 	ipam    *ipam
+	closed  []netip.Prefix // what CheckPolicy refuses to open
 
+	// fwMu is held shared by Attach, Detach and SetPolicy and exclusively by
+	// the firewall guard, so a rebuild never races a sandbox's own change.
+	fwMu  sync.RWMutex
 	nftMu sync.Mutex // serialises batches on nft
 	nft   *nftables.Conn
+
+	baseRules map[string]int // "family/chain" → rules addBaseChains wrote, for the guard
+	cutOff    bool           // the guard took the bridge down (under fwMu)
 
 	mu        sync.Mutex
 	endpoints map[string]*entry
@@ -81,6 +97,10 @@ type entry struct {
 	mu sync.Mutex
 	ep *Endpoint // nil while Attach is in flight or after a failed one
 	ns *os.File  // the netns, held from Attach to Detach; nil if rediscovered
+	// pol is the policy last installed, for the guard to restore; unknown
+	// for endpoints rediscovered after a restart until SetPolicy.
+	pol      Policy
+	polKnown bool
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -93,9 +113,6 @@ func (c Config) withDefaults() (Config, error) {
 	if c.NetnsDir == "" {
 		c.NetnsDir = "/run/netns"
 	}
-	if c.AlwaysDenyOut == nil {
-		c.AlwaysDenyOut = []netip.Prefix{netip.MustParsePrefix("169.254.0.0/16")}
-	}
 	c.Subnet = c.Subnet.Masked()
 	switch {
 	case len(c.Bridge) > 15:
@@ -105,9 +122,9 @@ func (c Config) withDefaults() (Config, error) {
 	case c.Subnet.Bits() > 30:
 		return c, fmt.Errorf("%w: subnet %s too small", ErrInvalidConfig, c.Subnet)
 	}
-	for _, p := range c.AlwaysDenyOut {
+	for _, p := range c.Protected {
 		if !p.IsValid() || !p.Addr().Is4() {
-			return c, fmt.Errorf("%w: AlwaysDenyOut %s is not an IPv4 prefix", ErrInvalidConfig, p)
+			return c, fmt.Errorf("%w: protected %s is not an IPv4 prefix", ErrInvalidConfig, p)
 		}
 	}
 	return c, nil
@@ -129,8 +146,15 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Manager, error) {
 		log:       log.With("component", "network", "bridge", cfg.Bridge),
 		gateway:   cfg.Subnet.Addr().Next(),
 		endpoints: map[string]*entry{},
+		baseRules: map[string]int{},
 	}
 	m.ipam = newIPAM(cfg.Subnet, m.gateway)
+	hostAddrs, lans, err := hostNetworks(cfg.Bridge)
+	if err != nil {
+		return nil, err
+	}
+	m.cfg.Protected = minimalPrefixes(slices.Concat(DefaultProtected, lans, cfg.Protected))
+	m.closed = closedRanges(m.cfg, hostAddrs)
 	if m.hostNS, err = netns.Get(); err != nil {
 		return nil, fmt.Errorf("network: open host netns: %w", err)
 	}
@@ -160,10 +184,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Manager, error) {
 		}
 		m.endpoints[ep.ID] = &entry{ep: &ep}
 	}
-	if err := m.setupFirewall(found); err != nil {
+	if err := m.setupFirewall(found, nil); err != nil {
 		return nil, err
 	}
-	m.log.Info("network ready", "subnet", cfg.Subnet, "gateway", m.gateway, "endpoints", len(found))
+	m.log.Info("network ready", "subnet", cfg.Subnet, "gateway", m.gateway, "endpoints", len(found),
+		"protected", prefixList(m.cfg.Protected), "allow_protected", cfg.AllowProtected)
 	ok = true
 	return m, nil
 }

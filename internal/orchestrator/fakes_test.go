@@ -52,6 +52,7 @@ func (n *fakeNet) Detach(_ context.Context, id string) error {
 }
 
 func (n *fakeNet) SetPolicy(context.Context, string, network.Policy) error { return nil }
+func (n *fakeNet) CheckPolicy(network.Policy) error                        { return nil }
 
 func (n *fakeNet) List(context.Context) ([]network.Endpoint, error) {
 	n.mu.Lock()

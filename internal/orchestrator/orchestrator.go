@@ -43,6 +43,9 @@ type Network interface {
 	Attach(ctx context.Context, id string, p network.Policy) (*network.Endpoint, error)
 	Detach(ctx context.Context, id string) error
 	SetPolicy(ctx context.Context, id string, p network.Policy) error
+	// CheckPolicy refuses a policy the host's rules do not allow (e.g. an
+	// allowOut into a private range), before any work is done.
+	CheckPolicy(p network.Policy) error
 	List(ctx context.Context) ([]network.Endpoint, error)
 }
 
@@ -244,6 +247,9 @@ func (o *Orchestrator) Create(ctx context.Context, req CreateRequest) (*store.Sa
 			return nil, fmt.Errorf("%w: %q", ErrTemplateNotFound, req.Template)
 		}
 		return nil, fmt.Errorf("resolve template %q: %w", req.Template, err)
+	}
+	if err := o.cfg.Network.CheckPolicy(policyFor(req.AllowInternet, req.Network)); err != nil {
+		return nil, err
 	}
 	if req.Team == "" {
 		req.Team = store.DefaultTeamID
