@@ -65,6 +65,9 @@ AIRLOCK_PY_VENV=${AIRLOCK_PY_VENV:-/var/lib/airlock-test-venv} test/python/run.s
 
 echo "==> CLI tests (the real binary against the same server)"
 AIRLOCK_TEST_DATA_DIR=$DATA_DIR go test -count=1 -timeout 10m ./test/cli/
+
+echo "==> hostile-code suite (attacks from inside sandboxes on runsc and on runc, judged on the host)"
+AIRLOCK_TEST_DATA_DIR=$DATA_DIR go test -count=1 -timeout 20m ./test/hostile/
 stop_server
 
 echo "==> e2b compatibility suite (runsc)"

@@ -74,6 +74,7 @@ func newSandboxCreateCmd(f *clientFlags) *cobra.Command {
 		template, timeout string
 		metadata, envs    []string
 		noInternet        bool
+		runtimeName       string
 	)
 	cmd := &cobra.Command{
 		Use:   "create",
@@ -98,6 +99,7 @@ func newSandboxCreateCmd(f *clientFlags) *cobra.Command {
 			c, _ := f.client()
 			sbx, err := c.Create(cmd.Context(), sandbox.CreateOptions{
 				Template: template, Timeout: d, Metadata: md, EnvVars: env, DenyInternetAccess: noInternet,
+				Runtime: runtimeName,
 			})
 			if err != nil {
 				return fmt.Errorf("create sandbox: %w", err)
@@ -118,6 +120,7 @@ func newSandboxCreateCmd(f *clientFlags) *cobra.Command {
 	fl.StringArrayVarP(&metadata, "metadata", "m", nil, "metadata KEY=VALUE (repeatable)")
 	fl.StringArrayVarP(&envs, "env", "e", nil, "environment variable KEY=VALUE for every process (repeatable)")
 	fl.BoolVar(&noInternet, "no-internet", false, "block outbound network access")
+	fl.StringVar(&runtimeName, "runtime", "", "isolation runtime: runsc (gVisor) or runc (default: the template's, else the server's)")
 	return cmd
 }
 

@@ -26,6 +26,7 @@ import (
 	"github.com/airlock-sandbox/airlock/internal/gateway"
 	"github.com/airlock-sandbox/airlock/internal/network"
 	"github.com/airlock-sandbox/airlock/internal/orchestrator"
+	"github.com/airlock-sandbox/airlock/internal/runtime"
 	"github.com/airlock-sandbox/airlock/internal/runtime/oci"
 	"github.com/airlock-sandbox/airlock/internal/template"
 	"github.com/airlock-sandbox/airlock/internal/tenancy"
@@ -72,7 +73,7 @@ API key. Sandboxes keep running across a restart of the server.`,
 	f.StringVar(&o.addr, "addr", envOr("AIRLOCK_ADDR", ":3000"), "listen address (env AIRLOCK_ADDR)")
 	f.StringVar(&o.dataDir, "data-dir", envOr("AIRLOCK_DATA_DIR", "/var/lib/airlock"), "data directory (env AIRLOCK_DATA_DIR)")
 	f.StringVar(&o.store, "store", envOr("AIRLOCK_STORE", ""), storeFlagHelp)
-	f.StringVar(&o.runtime, "runtime", envOr("AIRLOCK_RUNTIME", "runc"), "isolation runtime: runc or runsc (env AIRLOCK_RUNTIME)")
+	f.StringVar(&o.runtime, "runtime", envOr("AIRLOCK_RUNTIME", ""), "default isolation runtime: runsc (gVisor) or runc; default runsc when installed, else runc with a warning. The other one stays available per template and per sandbox (env AIRLOCK_RUNTIME)")
 	f.StringVar(&o.domain, "domain", envOr("AIRLOCK_DOMAIN", ""), "sandbox domain for {port}-{id}.{domain} host routing (env AIRLOCK_DOMAIN)")
 	f.StringVar(&o.bridge, "bridge", envOr("AIRLOCK_BRIDGE", "airlock0"), "host bridge for sandbox networking; one per server on a host (env AIRLOCK_BRIDGE)")
 	f.StringVar(&o.subnet, "subnet", envOr("AIRLOCK_SUBNET", "10.213.0.0/16"), "sandbox address range on the bridge (env AIRLOCK_SUBNET)")
@@ -158,23 +159,20 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 		return fmt.Errorf("set up network: %w", err)
 	}
 	go net_.Guard(ctx, 2*time.Second)
-	driver, err := oci.New(oci.Config{
-		Runtime:     o.runtime,
-		StateDir:    filepath.Join(o.dataDir, "sandboxes"),
-		RuntimeRoot: runtimeRoot(o.dataDir, o.runtime),
-	}, log)
+	driver, more, err := runtimeDrivers(o, log)
 	if err != nil {
-		return fmt.Errorf("set up runtime %s: %w", o.runtime, err)
+		return err
 	}
 	orch, err := orchestrator.New(orchestrator.Config{
-		Store:      st,
-		Driver:     driver,
-		Network:    net_,
-		Templates:  templates,
-		Log:        log,
-		EnvdBinary: agentBin,
-		EnvdArgs:   []string{"envd"},
-		PoolSize:   o.pool,
+		Store:       st,
+		Driver:      driver,
+		MoreDrivers: more,
+		Network:     net_,
+		Templates:   templates,
+		Log:         log,
+		EnvdBinary:  agentBin,
+		EnvdArgs:    []string{"envd"},
+		PoolSize:    o.pool,
 
 		Limits:          tenancy.NewLimiter(o.limits),
 		PausedRetention: o.pausedRetention,
@@ -213,7 +211,7 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 	} else {
 		go func() { errc <- hs.Serve(ln) }()
 	}
-	log.Info("airlock listening", "addr", ln.Addr().String(), "runtime", o.runtime, "data_dir", o.dataDir, "tls", o.tlsCert != "")
+	log.Info("airlock listening", "addr", ln.Addr().String(), "runtimes", strings.Join(orch.Runtimes(), ","), "data_dir", o.dataDir, "tls", o.tlsCert != "")
 	base := scheme + "://" + dialable(ln.Addr())
 	fmt.Fprintf(stdout, "Airlock is ready on %s — E2B_API_URL=%s E2B_SANDBOX_URL=%s\n", ln.Addr(), base, base)
 
@@ -268,6 +266,52 @@ func envList(name string) []string {
 		return strings.Split(v, ",")
 	}
 	return nil
+}
+
+// runtimeDrivers opens the default runtime's driver (runsc when installed,
+// unless --runtime says otherwise) and every other installed one, which
+// templates and create requests may name.
+func runtimeDrivers(o serveOptions, log *slog.Logger) (runtime.Driver, []runtime.Driver, error) {
+	open := func(name string) (runtime.Driver, error) {
+		return oci.New(oci.Config{
+			Runtime:     name,
+			StateDir:    filepath.Join(o.dataDir, "sandboxes"), // shared: each bundle says whose it is
+			RuntimeRoot: runtimeRoot(o.dataDir, name),
+		}, log)
+	}
+	def := o.runtime
+	var driver runtime.Driver
+	var err error
+	if def == "" {
+		def = oci.RuntimeRunsc
+		if driver, err = open(def); errors.Is(err, oci.ErrNoBinary) {
+			log.Warn("gVisor (runsc) is not installed: sandboxes run on runc, whose isolation is a shared kernel; install runsc (scripts/setup.sh does) for the secure default", "err", err)
+			def = oci.RuntimeRunc
+			driver, err = open(def)
+		}
+	} else {
+		driver, err = open(def)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("set up runtime %s: %w", def, err)
+	}
+	var more []runtime.Driver
+	for _, name := range []string{oci.RuntimeRunsc, oci.RuntimeRunc} {
+		if name == def {
+			continue
+		}
+		d, err := open(name)
+		if errors.Is(err, oci.ErrNoBinary) {
+			log.Info("runtime not installed; sandboxes cannot ask for it", "runtime", name)
+			continue
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("set up runtime %s: %w", name, err)
+		}
+		more = append(more, d)
+	}
+	log.Info("runtimes", "default", def, "others", len(more))
+	return driver, more, nil
 }
 
 // runtimeRoot is the OCI runtime's state dir for this data dir: servers with

@@ -49,6 +49,7 @@ func newTemplateBuildCmd(f *clientFlags) *cobra.Command {
 		dataDir, team  string
 		storeSpec      string
 		public         bool
+		runtimeName    string
 	)
 	cmd := &cobra.Command{
 		Use:     "build NAME --from TEMPLATE [--run CMD]...",
@@ -80,7 +81,7 @@ func newTemplateBuildCmd(f *clientFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			opts := template.DeriveOptions{Name: args[0], From: from, Run: runs, CPUCount: cpu, MemoryMB: memoryMB, TeamID: owner.ID, Public: public}
+			opts := template.DeriveOptions{Name: args[0], From: from, Run: runs, CPUCount: cpu, MemoryMB: memoryMB, TeamID: owner.ID, Public: public, Runtime: runtimeName}
 			if cmd.Flags().Changed("start-cmd") {
 				opts.StartCmd = &startCmd
 			}
@@ -97,7 +98,7 @@ func newTemplateBuildCmd(f *clientFlags) *cobra.Command {
 				return printJSON(outOf(cmd), sandbox.Template{
 					TemplateID: t.ID, BuildID: t.ID, CpuCount: t.CPUCount, MemoryMB: t.MemoryMB, DiskSizeMB: t.DiskSizeMB,
 					Public: t.Public, Aliases: t.Aliases, CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt,
-					SpawnCount: t.SpawnCount, BuildStatus: t.BuildStatus,
+					SpawnCount: t.SpawnCount, BuildStatus: t.BuildStatus, Runtime: t.Runtime,
 				})
 			}
 			fmt.Fprintln(outOf(cmd), t.ID)
@@ -112,6 +113,7 @@ func newTemplateBuildCmd(f *clientFlags) *cobra.Command {
 	fl.IntVar(&memoryMB, "memory-mb", 0, "default memory of its sandboxes in MiB (default: the source's)")
 	fl.StringVar(&team, "team", store.DefaultTeamID, "the team that owns the template (only its keys see it)")
 	fl.BoolVar(&public, "public", false, "let every team create sandboxes from it")
+	fl.StringVar(&runtimeName, "runtime", "", "runtime its sandboxes use unless a create names one: runsc (gVisor) or runc (default: the source's, else the server's)")
 	fl.StringVar(&storeSpec, "store", envOr("AIRLOCK_STORE", ""), storeFlagHelp)
 	fl.StringVar(&dataDir, "data-dir", envOr("AIRLOCK_DATA_DIR", "/var/lib/airlock"), "the server's data directory (env AIRLOCK_DATA_DIR)")
 	return cmd

@@ -61,6 +61,6 @@ func adminSandbox(sb *store.Sandbox) controlapi.AdminSandbox {
 		TemplateID: l.TemplateID, SandboxID: l.SandboxID, ClientID: l.ClientID, Alias: l.Alias,
 		StartedAt: l.StartedAt, EndAt: l.EndAt, CpuCount: l.CpuCount, MemoryMB: l.MemoryMB,
 		DiskSizeMB: l.DiskSizeMB, State: l.State, EnvdVersion: l.EnvdVersion, Metadata: l.Metadata,
-		TeamID: sb.TeamID,
+		Runtime: l.Runtime, TeamID: sb.TeamID,
 	}
 }

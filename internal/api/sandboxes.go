@@ -68,6 +68,7 @@ func toListed(sb *store.Sandbox) controlapi.ListedSandbox {
 		State:       wireState(sb.State),
 		EnvdVersion: orchestrator.EnvdVersion,
 		Metadata:    sb.Metadata,
+		Runtime:     sb.Runtime,
 	}
 }
 
@@ -132,6 +133,7 @@ func createRequest(b controlapi.NewSandbox) (orchestrator.CreateRequest, error) 
 		AllowInternet: true,
 		AutoPause:     b.AutoPause,
 		PublicTraffic: true,
+		Runtime:       b.Runtime,
 		// Secure unless asked otherwise, as the SDKs default: a raw API
 		// client that omits the field must not get an open envd.
 		Secure: true,
@@ -248,6 +250,7 @@ func (s *Server) getSandbox(w http.ResponseWriter, r *http.Request) {
 		TemplateID: l.TemplateID, SandboxID: l.SandboxID, ClientID: l.ClientID, Alias: l.Alias,
 		StartedAt: l.StartedAt, EndAt: l.EndAt, CpuCount: l.CpuCount, MemoryMB: l.MemoryMB,
 		DiskSizeMB: l.DiskSizeMB, State: l.State, EnvdVersion: l.EnvdVersion, Metadata: l.Metadata,
+		Runtime:             l.Runtime,
 		EnvdAccessToken:     sb.AccessToken,
 		AllowInternetAccess: &allow,
 		Domain:              s.domain(),

@@ -38,6 +38,7 @@ func (s *Server) listTemplates(w http.ResponseWriter, r *http.Request) {
 			BuildCount:  1,
 			EnvdVersion: orchestrator.EnvdVersion,
 			BuildStatus: t.BuildStatus,
+			Runtime:     t.Runtime,
 		}
 		if !t.LastSpawnAt.IsZero() {
 			ls := t.LastSpawnAt

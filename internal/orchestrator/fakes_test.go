@@ -102,6 +102,7 @@ type fakeDriver struct {
 	// routes, when set, adds handlers to every fake envd (e.g. the process
 	// service for start-command tests).
 	routes func(*http.ServeMux)
+	name   string // "" = "fake"
 }
 
 type fakeBox struct {
@@ -129,7 +130,19 @@ func newFakeDriver(t *testing.T, n *fakeNet) *fakeDriver {
 	return d
 }
 
-func (d *fakeDriver) Name() string { return "fake" }
+func (d *fakeDriver) Name() string {
+	if d.name != "" {
+		return d.name
+	}
+	return "fake"
+}
+
+func (d *fakeDriver) has(id string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, ok := d.boxes[id]
+	return ok
+}
 
 func (d *fakeDriver) Create(_ context.Context, spec runtime.Spec) (runtime.Info, error) {
 	d.mu.Lock()
@@ -267,6 +280,10 @@ type fakeTemplates struct{}
 func (fakeTemplates) Resolve(_ context.Context, ref string) (*store.Template, error) {
 	if ref == "base" || ref == "tpl0000000000000base" {
 		return &store.Template{ID: "tpl0000000000000base", Aliases: []string{"base"}, RootfsDir: "/nonexistent", BuildStatus: "ready"}, nil
+	}
+	// A template whose sandboxes run on the second fake runtime.
+	if ref == "on-other" {
+		return &store.Template{ID: "tplonother", Aliases: []string{ref}, RootfsDir: "/nonexistent", BuildStatus: "ready", Runtime: "other"}, nil
 	}
 	// Templates of team "tb": one private, one it made public.
 	if ref == "private-b" || ref == "public-b" {

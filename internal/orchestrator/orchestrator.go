@@ -14,10 +14,12 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/airlock-sandbox/airlock/internal/envdclient"
+	"github.com/airlock-sandbox/airlock/internal/errdefs"
 	"github.com/airlock-sandbox/airlock/internal/network"
 	"github.com/airlock-sandbox/airlock/internal/runtime"
 	"github.com/airlock-sandbox/airlock/internal/store"
@@ -64,11 +66,14 @@ type Store interface {
 
 // Config wires the orchestrator's dependencies.
 type Config struct {
-	Store     Store
-	Driver    runtime.Driver
-	Network   Network
-	Templates Templates
-	Log       *slog.Logger
+	Store Store
+	// Driver is the default runtime; MoreDrivers are the others a template
+	// or a create request may name (one per runtime name).
+	Driver      runtime.Driver
+	MoreDrivers []runtime.Driver
+	Network     Network
+	Templates   Templates
+	Log         *slog.Logger
 
 	// EnvdBinary is a static binary on the host that is bind-mounted into
 	// every sandbox and started as its init with EnvdArgs.
@@ -104,10 +109,11 @@ type Config struct {
 
 // Orchestrator manages sandboxes. Create one with New and call Start.
 type Orchestrator struct {
-	cfg  Config
-	log  *slog.Logger
-	envd *envdclient.Client
-	pool *pool // nil when disabled
+	cfg     Config
+	drivers map[string]runtime.Driver // by runtime name
+	log     *slog.Logger
+	envd    *envdclient.Client
+	pool    *pool // nil when disabled
 
 	mu      sync.Mutex
 	live    map[string]*entry // running and paused sandboxes
@@ -169,7 +175,15 @@ func New(cfg Config) (*Orchestrator, error) {
 	if cfg.StartCmdPorts == nil {
 		cfg.StartCmdPorts = defaultStartCmdPorts()
 	}
+	drivers := map[string]runtime.Driver{}
+	for _, d := range append([]runtime.Driver{cfg.Driver}, cfg.MoreDrivers...) {
+		if _, dup := drivers[d.Name()]; dup {
+			return nil, fmt.Errorf("orchestrator: two drivers for runtime %q", d.Name())
+		}
+		drivers[d.Name()] = d
+	}
 	o := &Orchestrator{
+		drivers: drivers,
 		cfg:     cfg,
 		log:     cfg.Log.With("component", "orchestrator"),
 		envd:    envdclient.New(cfg.EnvdPort),
@@ -227,6 +241,7 @@ type CreateRequest struct {
 	Network       network.Policy // AllowOut/DenyOut; AllowInternet is taken from the field above
 	PublicTraffic bool           // false ⇒ a traffic access token is issued
 	Team          string         // the team that owns the sandbox ("" = store.DefaultTeamID)
+	Runtime       string         // "" = the template's, else the server's default
 }
 
 // Create makes a new running sandbox and returns its record once envd
@@ -258,15 +273,25 @@ func (o *Orchestrator) Create(ctx context.Context, req CreateRequest) (*store.Sa
 	if tpl.TeamID != "" && tpl.TeamID != req.Team && !tpl.Public {
 		return nil, fmt.Errorf("%w: %q", ErrTemplateNotFound, req.Template)
 	}
+	usual, err := o.runtimeFor("", tpl)
+	if err != nil {
+		return nil, err
+	}
+	if req.Runtime, err = o.runtimeFor(req.Runtime, tpl); err != nil {
+		return nil, err
+	}
 	release, err := o.admit(req.Team, cpuOr(tpl.MemoryMB, o.cfg.DefaultMemoryMB), true)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
 	tm.mark("resolve")
-	if sb, ok := o.pool.claim(ctx, req, tpl); ok {
-		o.logTimings(sb.ID, tm)
-		return sb, nil
+	// The pool boots the template's usual runtime; another goes cold.
+	if req.Runtime == usual {
+		if sb, ok := o.pool.claim(ctx, req, tpl); ok {
+			o.logTimings(sb.ID, tm)
+			return sb, nil
+		}
 	}
 
 	now := time.Now().UTC()
@@ -331,7 +356,7 @@ func (o *Orchestrator) newRecord(id string, req CreateRequest, tpl *store.Templa
 		TemplateID:    tpl.ID,
 		Alias:         aliasFor(tpl, req.Template),
 		State:         store.StateCreating,
-		Runtime:       o.cfg.Driver.Name(),
+		Runtime:       req.Runtime,
 		Metadata:      nonNil(req.Metadata),
 		EnvVars:       nonNil(req.EnvVars),
 		Secure:        req.Secure,
@@ -391,7 +416,12 @@ func (o *Orchestrator) boot(ctx context.Context, sb *store.Sandbox, tpl *store.T
 	if tm != nil {
 		dctx = runtime.WithPhaseMarker(ctx, tm) // the driver splits off "rootfs"
 	}
-	_, err = o.cfg.Driver.Create(dctx, spec)
+	drv, err := o.driver(sb.Runtime)
+	if err != nil {
+		readyW.Close()
+		return netip.Addr{}, err
+	}
+	_, err = drv.Create(dctx, spec)
 	readyW.Close() // the sandbox holds its own copy now
 	if err != nil {
 		return netip.Addr{}, fmt.Errorf("start container: %w", err)
@@ -424,8 +454,12 @@ func (o *Orchestrator) envdConfig(sb *store.Sandbox) envdapi.Init {
 // teardown removes the container and network of a sandbox; it is safe to call
 // on partially created sandboxes and logs instead of failing.
 func (o *Orchestrator) teardown(ctx context.Context, id string) {
-	if err := o.cfg.Driver.Kill(ctx, id); err != nil && !errors.Is(err, runtime.ErrNotFound) {
-		o.log.Error("kill container", "sandbox", id, "err", err)
+	// Every driver is asked: only the one whose sandbox it is acts, and a
+	// half-created sandbox's record may not say which yet.
+	for _, d := range o.drivers {
+		if err := d.Kill(ctx, id); err != nil && !errors.Is(err, runtime.ErrNotFound) {
+			o.log.Error("kill container", "sandbox", id, "runtime", d.Name(), "err", err)
+		}
 	}
 	if err := o.cfg.Network.Detach(ctx, id); err != nil {
 		o.log.Error("detach network", "sandbox", id, "err", err)
@@ -593,13 +627,13 @@ func (o *Orchestrator) Connect(ctx context.Context, id string, d time.Duration) 
 
 // Pause freezes a running sandbox in memory.
 func (o *Orchestrator) Pause(ctx context.Context, id string) error {
-	p, ok := o.cfg.Driver.(runtime.Pauser)
-	if !ok {
-		return fmt.Errorf("pause with runtime %s: %w", o.cfg.Driver.Name(), runtime.ErrNotSupported)
-	}
 	unlock := o.lock(id)
 	defer unlock()
 	sb, err := o.Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	p, err := o.pauser(sb.Runtime, "pause")
 	if err != nil {
 		return err
 	}
@@ -614,10 +648,6 @@ func (o *Orchestrator) Pause(ctx context.Context, id string) error {
 }
 
 func (o *Orchestrator) resume(ctx context.Context, id string) error {
-	p, ok := o.cfg.Driver.(runtime.Pauser)
-	if !ok {
-		return fmt.Errorf("resume with runtime %s: %w", o.cfg.Driver.Name(), runtime.ErrNotSupported)
-	}
 	unlock := o.lock(id)
 	defer unlock()
 	sb, err := o.Get(ctx, id)
@@ -626,6 +656,10 @@ func (o *Orchestrator) resume(ctx context.Context, id string) error {
 	}
 	if sb.State != store.StatePaused {
 		return nil
+	}
+	p, err := o.pauser(sb.Runtime, "resume")
+	if err != nil {
+		return err
 	}
 	// A resumed sandbox runs again, so it counts against its team's limits.
 	release, err := o.admit(sb.TeamID, sb.MemoryMB, false)
@@ -674,7 +708,11 @@ func (o *Orchestrator) Stats(ctx context.Context, id string) (*store.Sandbox, ru
 	if err != nil {
 		return nil, runtime.Stats{}, err
 	}
-	st, err := o.cfg.Driver.Stats(ctx, id)
+	drv, err := o.driver(sb.Runtime)
+	if err != nil {
+		return nil, runtime.Stats{}, err
+	}
+	st, err := drv.Stats(ctx, id)
 	if err != nil {
 		return nil, runtime.Stats{}, fmt.Errorf("stats %s: %w", id, err)
 	}
@@ -754,6 +792,57 @@ func (o *Orchestrator) event(ctx context.Context, id, level, msg string) {
 	if err != nil {
 		o.log.Warn("append event", "sandbox", id, "err", err)
 	}
+}
+
+// runtimeFor picks a sandbox's runtime: the one asked for, else the
+// template's, else the server's default; one this server lacks is a 400.
+func (o *Orchestrator) runtimeFor(asked string, tpl *store.Template) (string, error) {
+	name := asked
+	if name == "" {
+		name = tpl.Runtime
+	}
+	if name == "" {
+		return o.cfg.Driver.Name(), nil
+	}
+	if _, ok := o.drivers[name]; !ok {
+		return "", fmt.Errorf("%w: runtime %q is not available on this server (available: %s)", ErrInvalid, name, strings.Join(o.Runtimes(), ", "))
+	}
+	return name, nil
+}
+
+// Runtimes lists the runtimes this server can run sandboxes on, the default first.
+func (o *Orchestrator) Runtimes() []string {
+	out := []string{o.cfg.Driver.Name()}
+	for _, d := range o.cfg.MoreDrivers {
+		out = append(out, d.Name())
+	}
+	return out
+}
+
+// driver is the driver of a recorded sandbox's runtime ("" for records
+// older than per-sandbox runtimes: the default).
+func (o *Orchestrator) driver(name string) (runtime.Driver, error) {
+	if name == "" {
+		return o.cfg.Driver, nil
+	}
+	d, ok := o.drivers[name]
+	if !ok {
+		return nil, fmt.Errorf("runtime %q of this sandbox is not enabled on this server: %w", name, errdefs.ErrUnavailable)
+	}
+	return d, nil
+}
+
+// pauser is the runtime's pause capability, or a typed error saying it has none.
+func (o *Orchestrator) pauser(name, verb string) (runtime.Pauser, error) {
+	d, err := o.driver(name)
+	if err != nil {
+		return nil, err
+	}
+	p, ok := d.(runtime.Pauser)
+	if !ok {
+		return nil, fmt.Errorf("%s with runtime %s: %w", verb, d.Name(), runtime.ErrNotSupported)
+	}
+	return p, nil
 }
 
 // policyFor turns the create-time switch into a network policy.

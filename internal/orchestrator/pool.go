@@ -159,7 +159,11 @@ func (p *pool) add(t *store.Template) error {
 	o := p.o
 	ctx, cancel := context.WithTimeout(context.Background(), o.cfg.ReadyTimeout+30*time.Second)
 	defer cancel()
-	sb := o.newRecord(newID(), CreateRequest{Template: t.ID, Timeout: o.cfg.MaxTimeout, AllowInternet: true, PublicTraffic: true}, t, time.Now().UTC())
+	rt, err := o.runtimeFor("", t)
+	if err != nil {
+		return err
+	}
+	sb := o.newRecord(newID(), CreateRequest{Template: t.ID, Timeout: o.cfg.MaxTimeout, AllowInternet: true, PublicTraffic: true, Runtime: rt}, t, time.Now().UTC())
 	if err := o.cfg.Store.CreateSandbox(ctx, sb); err != nil {
 		return err
 	}

@@ -14,13 +14,16 @@ import (
 // container is gone are closed with a reason; containers and network
 // endpoints nobody owns are removed.
 func (o *Orchestrator) recover(ctx context.Context) error {
-	infos, err := o.cfg.Driver.List(ctx)
-	if err != nil {
-		return fmt.Errorf("list containers: %w", err)
-	}
-	containers := make(map[string]runtime.Info, len(infos))
-	for _, in := range infos {
-		containers[in.ID] = in
+	containers := map[string]runtime.Info{}
+	owner := map[string]runtime.Driver{}
+	for _, d := range o.drivers {
+		infos, err := d.List(ctx)
+		if err != nil {
+			return fmt.Errorf("list %s containers: %w", d.Name(), err)
+		}
+		for _, in := range infos {
+			containers[in.ID], owner[in.ID] = in, d
+		}
 	}
 	eps, err := o.cfg.Network.List(ctx)
 	if err != nil {
@@ -69,7 +72,7 @@ func (o *Orchestrator) recover(ctx context.Context) error {
 	for id := range containers {
 		if !owned[id] {
 			o.log.Warn("removing orphaned container", "sandbox", id)
-			if err := o.cfg.Driver.Kill(ctx, id); err != nil {
+			if err := owner[id].Kill(ctx, id); err != nil {
 				o.log.Error("remove orphaned container", "sandbox", id, "err", err)
 			}
 		}

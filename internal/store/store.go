@@ -80,7 +80,10 @@ type Template struct {
 	DiskSizeMB  int
 	// StartCmd is run by envd (through bash -l -c) when a sandbox is created
 	// from the template, e.g. the code interpreter; "" for none.
-	StartCmd    string
+	StartCmd string
+	// Runtime is the isolation runtime its sandboxes use unless a create
+	// names one; "" for the server's default.
+	Runtime     string
 	Public      bool
 	SpawnCount  int64
 	LastSpawnAt time.Time

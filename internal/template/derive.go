@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -36,6 +37,9 @@ type DeriveOptions struct {
 	// team sees it unless Public.
 	TeamID string
 	Public bool
+	// Runtime is the runtime its sandboxes use unless a create names one:
+	// "runc" or "runsc"; "" keeps From's ("" there = the server's default).
+	Runtime string
 }
 
 // namePattern is what a derived template may be called: an alias usable in
@@ -50,6 +54,9 @@ var namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
 func (m *Manager) Derive(ctx context.Context, opts DeriveOptions, progress io.Writer) (*store.Template, error) {
 	if !namePattern.MatchString(opts.Name) {
 		return nil, fmt.Errorf("%w %q: use lowercase letters, digits, '.', '_' and '-' (at most 63)", ErrInvalidName, opts.Name)
+	}
+	if !slices.Contains([]string{"", "runc", "runsc"}, opts.Runtime) {
+		return nil, fmt.Errorf("%w: runtime %q (want runc or runsc)", ErrInvalidName, opts.Runtime)
 	}
 	if err := os.MkdirAll(m.templatesDir(), 0o755); err != nil {
 		return nil, fmt.Errorf("create templates dir: %w", err)
@@ -110,6 +117,7 @@ func (m *Manager) derivedRecord(ctx context.Context, opts DeriveOptions, from *s
 		MemoryMB:   from.MemoryMB,
 		DiskSizeMB: from.DiskSizeMB,
 		StartCmd:   from.StartCmd,
+		Runtime:    from.Runtime,
 		TeamID:     opts.TeamID,
 		Public:     opts.Public,
 		CreatedAt:  now,
@@ -134,6 +142,9 @@ func (m *Manager) derivedRecord(ctx context.Context, opts DeriveOptions, from *s
 	}
 	if opts.StartCmd != nil {
 		rec.StartCmd = *opts.StartCmd
+	}
+	if opts.Runtime != "" {
+		rec.Runtime = opts.Runtime
 	}
 	if opts.CPUCount > 0 {
 		rec.CPUCount = opts.CPUCount

@@ -54,8 +54,11 @@ type AdminSandbox struct {
 	EnvdVersion string            `json:"envdVersion"`
 	MemoryMB    int               `json:"memoryMB"`
 	Metadata    map[string]string `json:"metadata,omitempty"`
-	SandboxID   string            `json:"sandboxID"`
-	StartedAt   time.Time         `json:"startedAt"`
+
+	// Runtime the isolation runtime the sandbox runs on
+	Runtime   string    `json:"runtime,omitempty"`
+	SandboxID string    `json:"sandboxID"`
+	StartedAt time.Time `json:"startedAt"`
 
 	// State only these two; the Python SDK rejects any other state
 	State      SandboxState `json:"state"`
@@ -88,8 +91,11 @@ type ListedSandbox struct {
 	EnvdVersion string            `json:"envdVersion"`
 	MemoryMB    int               `json:"memoryMB"`
 	Metadata    map[string]string `json:"metadata,omitempty"`
-	SandboxID   string            `json:"sandboxID"`
-	StartedAt   time.Time         `json:"startedAt"`
+
+	// Runtime the isolation runtime the sandbox runs on
+	Runtime   string    `json:"runtime,omitempty"`
+	SandboxID string    `json:"sandboxID"`
+	StartedAt time.Time `json:"startedAt"`
 
 	// State only these two; the Python SDK rejects any other state
 	State      SandboxState `json:"state"`
@@ -107,8 +113,11 @@ type NewSandbox struct {
 	Mcp                 json.RawMessage       `json:"mcp,omitempty"`
 	Metadata            map[string]string     `json:"metadata,omitempty"`
 	Network             *SandboxNetworkConfig `json:"network,omitempty"`
-	Secure              *bool                 `json:"secure,omitempty"`
-	TemplateID          string                `json:"templateID"`
+
+	// Runtime isolation runtime for this sandbox (runsc = gVisor, runc); default the template's, else the server's; an unknown or unavailable one is a 400
+	Runtime    string `json:"runtime,omitempty"`
+	Secure     *bool  `json:"secure,omitempty"`
+	TemplateID string `json:"templateID"`
 
 	// Timeout seconds
 	Timeout      *int64          `json:"timeout,omitempty"`
@@ -146,8 +155,11 @@ type SandboxDetail struct {
 	Lifecycle           SandboxLifecycle  `json:"lifecycle"`
 	MemoryMB            int               `json:"memoryMB"`
 	Metadata            map[string]string `json:"metadata,omitempty"`
-	SandboxID           string            `json:"sandboxID"`
-	StartedAt           time.Time         `json:"startedAt"`
+
+	// Runtime the isolation runtime the sandbox runs on
+	Runtime   string    `json:"runtime,omitempty"`
+	SandboxID string    `json:"sandboxID"`
+	StartedAt time.Time `json:"startedAt"`
 
 	// State only these two; the Python SDK rejects any other state
 	State      SandboxState `json:"state"`
@@ -222,9 +234,12 @@ type Template struct {
 	MemoryMB      int                     `json:"memoryMB"`
 	Names         []string                `json:"names"`
 	Public        bool                    `json:"public"`
-	SpawnCount    int64                   `json:"spawnCount"`
-	TemplateID    string                  `json:"templateID"`
-	UpdatedAt     time.Time               `json:"updatedAt"`
+
+	// Runtime the runtime its sandboxes use unless a create names one; empty = the server's default
+	Runtime    string    `json:"runtime,omitempty"`
+	SpawnCount int64     `json:"spawnCount"`
+	TemplateID string    `json:"templateID"`
+	UpdatedAt  time.Time `json:"updatedAt"`
 }
 
 // TemplateAlias defines model for TemplateAlias.

@@ -42,6 +42,9 @@ type CreateOptions struct {
 	DenyInternetAccess bool
 	// Network is sent verbatim as the create request's "network" object.
 	Network *NetworkConfig
+	// Runtime picks the isolation runtime ("runsc" = gVisor, "runc"); ""
+	// is the template's, else the server's default. An Airlock extension.
+	Runtime string
 }
 
 // NetworkConfig is the create request's "network" object.
@@ -72,6 +75,7 @@ func (c *Client) Create(ctx context.Context, opts CreateOptions) (*Sandbox, erro
 		Metadata:            opts.Metadata,
 		EnvVars:             opts.EnvVars,
 		Network:             opts.Network,
+		Runtime:             opts.Runtime,
 	}
 	if body.TemplateID == "" {
 		body.TemplateID = DefaultTemplate
@@ -163,6 +167,8 @@ type Info struct {
 	SandboxDomain *string           `json:"domain,omitempty"`
 	// AllowInternetAccess is only set by GetInfo.
 	AllowInternetAccess *bool `json:"allowInternetAccess,omitempty"`
+	// Runtime is the isolation runtime the sandbox runs on (Airlock).
+	Runtime string `json:"runtime,omitempty"`
 }
 
 func listedInfo(l controlapi.ListedSandbox) Info {
@@ -170,7 +176,7 @@ func listedInfo(l controlapi.ListedSandbox) Info {
 		SandboxID: l.SandboxID, TemplateID: l.TemplateID, Alias: l.Alias,
 		StartedAt: l.StartedAt, EndAt: l.EndAt, State: State(l.State),
 		CPUCount: l.CpuCount, MemoryMB: l.MemoryMB, DiskSizeMB: l.DiskSizeMB,
-		EnvdVersion: l.EnvdVersion, Metadata: l.Metadata,
+		EnvdVersion: l.EnvdVersion, Metadata: l.Metadata, Runtime: l.Runtime,
 	}
 }
 
@@ -187,7 +193,7 @@ func (c *Client) GetInfo(ctx context.Context, sandboxID string) (*Info, error) {
 		StartedAt: d.StartedAt, EndAt: d.EndAt, State: State(d.State),
 		CPUCount: d.CpuCount, MemoryMB: d.MemoryMB, DiskSizeMB: d.DiskSizeMB,
 		EnvdVersion: d.EnvdVersion, Metadata: d.Metadata,
-		SandboxDomain: d.Domain, AllowInternetAccess: d.AllowInternetAccess,
+		SandboxDomain: d.Domain, AllowInternetAccess: d.AllowInternetAccess, Runtime: d.Runtime,
 	}, nil
 }
 

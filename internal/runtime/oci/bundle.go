@@ -58,6 +58,14 @@ func (b bundle) readMeta() (meta, error) {
 	return m, json.Unmarshal(data, &m)
 }
 
+// foreign reports whether id's bundle was made by another runtime's driver
+// sharing the state dir (one server runs runc and runsc sandboxes side by
+// side); such a bundle is not this driver's to report, stop or remove.
+func (d *Driver) foreign(id string) bool {
+	m, err := d.bundle(id).readMeta()
+	return err == nil && m.Runtime != "" && m.Runtime != d.cfg.Runtime
+}
+
 // readPid reads the init's host PID from the pid file the runtime wrote.
 func (b bundle) readPid() (int, error) {
 	data, err := os.ReadFile(b.pidFile())

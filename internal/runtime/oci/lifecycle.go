@@ -127,6 +127,9 @@ func (d *Driver) Kill(ctx context.Context, id string) error {
 	defer unlock()
 	defer d.forget(id)
 	b := d.bundle(id)
+	if d.foreign(id) {
+		return fmt.Errorf("oci: %s belongs to another runtime: %w", id, runtime.ErrNotFound)
+	}
 	if !b.exists() {
 		if _, err := d.state(ctx, id); err != nil {
 			return fmt.Errorf("oci: %s: %w", id, runtime.ErrNotFound)
@@ -211,6 +214,9 @@ func (d *Driver) Info(ctx context.Context, id string) (runtime.Info, error) {
 func (d *Driver) info(ctx context.Context, id string) (runtime.Info, error) {
 	b := d.bundle(id)
 	m, merr := b.readMeta()
+	if merr == nil && m.Runtime != "" && m.Runtime != d.cfg.Runtime {
+		return runtime.Info{}, fmt.Errorf("oci: %s belongs to runtime %s: %w", id, m.Runtime, runtime.ErrNotFound)
+	}
 	st, serr := d.state(ctx, id)
 	if merr != nil && serr != nil {
 		if !b.exists() {
@@ -269,6 +275,9 @@ func (d *Driver) List(ctx context.Context) ([]runtime.Info, error) {
 		id := e.Name()
 		seen[id] = true
 		m, _ := d.bundle(id).readMeta()
+		if m.Runtime != "" && m.Runtime != d.cfg.Runtime {
+			continue // another runtime's driver on this state dir reports it
+		}
 		st, ok := states[id]
 		if !ok {
 			st = containerState{ID: id, Status: "stopped"}
@@ -291,7 +300,7 @@ func (d *Driver) Stats(ctx context.Context, id string) (runtime.Stats, error) {
 	if err := validID(id); err != nil {
 		return runtime.Stats{}, fmt.Errorf("%w: %v", runtime.ErrNotFound, err)
 	}
-	if !d.bundle(id).exists() {
+	if !d.bundle(id).exists() || d.foreign(id) {
 		return runtime.Stats{}, fmt.Errorf("oci: %s: %w", id, runtime.ErrNotFound)
 	}
 	s, err := d.cgroups.stats(d.cgroupsPath(id))

@@ -48,6 +48,14 @@ var cloneNSFlags = []uint64{
 	0x40000000, // CLONE_NEWNET
 }
 
+// Socket families a sandbox never needs and whose kernel code is a
+// recurring source of escapes: AF_VSOCK (host/guest sockets) and AF_ALG
+// (the kernel crypto API).
+var deniedSocketFamilies = []uint64{
+	40, // AF_VSOCK
+	38, // AF_ALG
+}
+
 // Personality bits that weaken memory protections: mapping page zero (the
 // classic NULL-dereference exploit aid) and making all mappings executable.
 var deniedPersonality = []uint64{
@@ -66,23 +74,36 @@ func seccompArchs() []specs.Arch {
 	}
 }
 
-func seccompProfile() *specs.LinuxSeccomp {
+func seccompProfile(fl flavor) *specs.LinuxSeccomp {
 	eperm := uint(1) // EPERM
 	enosys := uint(38)
+	eafnosupport := uint(97) // as a kernel without the family answers
 	sc := &specs.LinuxSeccomp{
 		DefaultAction: specs.ActAllow,
 		Architectures: seccompArchs(),
 		Syscalls: []specs.LinuxSyscall{
 			{Names: deniedSyscalls, Action: specs.ActErrno, ErrnoRet: &eperm},
-			// clone3 passes flags in a struct seccomp cannot inspect; ENOSYS
-			// makes libc fall back to clone, whose flags we can check.
-			{Names: []string{"clone3"}, Action: specs.ActErrno, ErrnoRet: &enosys},
 		},
+	}
+	if !fl.ownKernel {
+		// clone3 passes flags in a struct seccomp cannot inspect; ENOSYS
+		// makes libc fall back to clone, whose flags we can check. (In
+		// gVisor a namespace is the sentry's own, see flavor.ownKernel.)
+		sc.Syscalls = append(sc.Syscalls, specs.LinuxSyscall{Names: []string{"clone3"}, Action: specs.ActErrno, ErrnoRet: &enosys})
 	}
 	for _, f := range cloneNSFlags {
 		sc.Syscalls = append(sc.Syscalls, specs.LinuxSyscall{
 			Names: []string{"clone"}, Action: specs.ActErrno, ErrnoRet: &eperm,
 			Args: []specs.LinuxSeccompArg{{Index: 0, Value: f, ValueTwo: f, Op: specs.OpMaskedEqual}},
+		})
+	}
+	for _, f := range deniedSocketFamilies {
+		if fl.ownKernel {
+			break // gVisor implements neither family; see flavor.ownKernel
+		}
+		sc.Syscalls = append(sc.Syscalls, specs.LinuxSyscall{
+			Names: []string{"socket", "socketpair"}, Action: specs.ActErrno, ErrnoRet: &eafnosupport,
+			Args: []specs.LinuxSeccompArg{{Index: 0, Value: f, Op: specs.OpEqualTo}},
 		})
 	}
 	for _, f := range deniedPersonality {

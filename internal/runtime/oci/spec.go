@@ -28,6 +28,9 @@ var (
 	}
 	readonlyPaths = []string{
 		"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
+		// On cgroup v1 hosts runc puts the hierarchies on a tmpfs it leaves
+		// writable even when the cgroup mount is "ro".
+		"/sys/fs/cgroup",
 	}
 )
 
@@ -72,7 +75,7 @@ func (d *Driver) ociSpec(spec runtime.Spec, b bundle) *specs.Spec {
 			Namespaces:    d.namespaces(spec),
 			MaskedPaths:   maskedPaths,
 			ReadonlyPaths: readonlyPaths,
-			Seccomp:       seccompProfile(),
+			Seccomp:       seccompProfile(d.flavor),
 		},
 	}
 	if d.flavor.nprocLimit && spec.Resources.PidsMax > 0 {
@@ -122,7 +125,7 @@ func (d *Driver) resources(r runtime.Resources) *specs.LinuxResources {
 		res.CPU = &specs.LinuxCPU{Period: &period, Quota: &quota}
 	}
 	if r.PidsMax > 0 {
-		limit := r.PidsMax + d.flavor.pidsOverhead
+		limit := r.PidsMax*max(d.flavor.pidsPerTask, 1) + d.flavor.pidsOverhead
 		res.Pids = &specs.LinuxPids{Limit: limit}
 	}
 	return res

@@ -32,6 +32,7 @@ func newTemplate(id string, aliases ...string) *store.Template {
 		MemoryMB:    512,
 		DiskSizeMB:  4096,
 		StartCmd:    "/.airlock/envd interpreter --addr ':49999'",
+		Runtime:     "runsc",
 		Public:      true,
 		SpawnCount:  7,
 		LastSpawnAt: at(-time.Minute),
@@ -92,6 +93,7 @@ func testTemplateReplace(t *testing.T, s store.Store) {
 	repl := newTemplate("tmpl-base", "base", "new")
 	repl.BuildStatus, repl.RootfsDir, repl.Public, repl.SpawnCount = "error", "/other", false, 0
 	repl.StartCmd = "" // clearing the start command must stick
+	repl.Runtime = "runc"
 	repl.TeamID = "t-acme"
 	repl.LastSpawnAt = time.Time{}
 	mustPutTemplate(t, s, repl)
