@@ -13,13 +13,11 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netns"
-
+	"github.com/airlock-sandbox/airlock/internal/netnsexec"
 	"github.com/airlock-sandbox/airlock/internal/roottest"
 )
 
@@ -93,39 +91,6 @@ func attach(t testing.TB, m *Manager, p Policy) *Endpoint {
 	return ep
 }
 
-// inNetns runs fn on an OS thread switched into the netns at path. Sockets
-// created by fn stay in that netns and may be used from anywhere afterwards.
-func inNetns(path string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer orig.Close()
-		target, err := netns.GetFromPath(path)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer target.Close()
-		if err := netns.Set(target); err != nil {
-			errc <- err
-			return
-		}
-		ferr := fn()
-		if err := netns.Set(orig); err != nil {
-			errc <- errors.Join(ferr, err) // thread stays locked and is discarded
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
-}
-
 // serveHTTP serves, on a listener opened inside the netns at nsPath (or the
 // host netns if ""), a handler that answers with the caller's address.
 func serveHTTP(t testing.TB, nsPath, addr string) string {
@@ -139,7 +104,7 @@ func serveHTTP(t testing.TB, nsPath, addr string) string {
 	if nsPath == "" {
 		err = listen()
 	} else {
-		err = inNetns(nsPath, listen)
+		err = netnsexec.Run(nsPath, listen)
 	}
 	if err != nil {
 		t.Fatalf("listen %s in %q: %v", addr, nsPath, err)
@@ -165,7 +130,7 @@ func httpGetFrom(nsPath, addr string, timeout time.Duration) (string, error) {
 	if nsPath == "" {
 		err = dial()
 	} else {
-		err = inNetns(nsPath, dial)
+		err = netnsexec.Run(nsPath, dial)
 	}
 	if err != nil {
 		return "", err

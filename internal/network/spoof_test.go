@@ -4,6 +4,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/airlock-sandbox/airlock/internal/netnsexec"
 )
 
 // A sandbox cannot borrow another sandbox's policy by forging its address:
@@ -12,7 +14,7 @@ func TestAntiSpoofing(t *testing.T) {
 	m := newTestManager(t, "altest6", "10.214.6.0/24")
 	inet := newFakeInternet(t)
 	var pc net.PacketConn
-	if err := inNetns(inet.nsPath, func() (err error) {
+	if err := netnsexec.Run(inet.nsPath, func() (err error) {
 		pc, err = net.ListenPacket("udp4", "198.18.1.1:9999")
 		return err
 	}); err != nil {
@@ -27,7 +29,7 @@ func TestAntiSpoofing(t *testing.T) {
 
 	send := func(nsPath string, src string) {
 		t.Helper()
-		if err := inNetns(nsPath, func() error {
+		if err := netnsexec.Run(nsPath, func() error {
 			c, err := net.DialUDP("udp4", &net.UDPAddr{IP: net.ParseIP(src)}, &net.UDPAddr{IP: net.ParseIP("198.18.1.1"), Port: 9999})
 			if err != nil {
 				return err

@@ -11,14 +11,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/airlock-sandbox/airlock/internal/netnsexec"
 )
 
 // host holds the canaries every case is judged by. Nothing here trusts what
@@ -326,7 +325,7 @@ func setupLAN(t *testing.T, h *host) *lan {
 	// One listener on all addresses of the namespace catches every range.
 	var tcp net.Listener
 	var udp net.PacketConn
-	err := inNetns("/run/netns/"+lanNS, func() (err error) {
+	err := netnsexec.Run("/run/netns/"+lanNS, func() (err error) {
 		if tcp, err = net.Listen("tcp4", fmt.Sprintf("0.0.0.0:%d", h.port)); err != nil {
 			return err
 		}
@@ -340,40 +339,4 @@ func setupLAN(t *testing.T, h *host) *lan {
 	go h.accept(tcp, "lan")
 	go h.readPackets(udp, "lan udp")
 	return l
-}
-
-// inNetns runs fn on a thread switched into the netns at path; sockets fn
-// opens stay in that netns.
-func inNetns(path string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer orig.Close()
-		target, err := netns.GetFromPath(path)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer target.Close()
-		if err := netns.Set(target); err != nil {
-			errc <- err
-			return
-		}
-		ferr := fn()
-		if err := netns.Set(orig); err == nil {
-			runtime.UnlockOSThread() // else the thread stays locked and dies with the goroutine
-		}
-		errc <- ferr
-	}()
-	select {
-	case err := <-errc:
-		return err
-	case <-time.After(10 * time.Second):
-		return fmt.Errorf("netns %s: timed out", path)
-	}
 }
