@@ -1,7 +1,6 @@
 package leakcheck
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -11,35 +10,25 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/airlock-sandbox/airlock/internal/mountinfo"
 )
 
 // mounts reads /proc/self/mountinfo. Items name the mount point and type,
 // not the mount ID, so a re-mount at the same place after a test counts as
 // the same (a leak is something that is still there).
 func mounts(o Options) ([]string, error) {
-	f, err := os.Open("/proc/self/mountinfo")
+	ms, err := mountinfo.Read()
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
 	var out []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		left, right, ok := strings.Cut(sc.Text(), " - ")
-		if !ok {
-			continue
-		}
-		lf, rf := strings.Fields(left), strings.Fields(right)
-		if len(lf) < 5 || len(rf) < 1 {
-			continue
-		}
-		mp, fstype := unescape(lf[4]), rf[0]
-		if fstype == "overlay" || under(mp, o.MountRoots) {
-			out = append(out, fmt.Sprintf("mount %s (%s)", mp, fstype))
+	for _, m := range ms {
+		if m.FSType == "overlay" || under(m.Point, o.MountRoots) {
+			out = append(out, fmt.Sprintf("mount %s (%s)", m.Point, m.FSType))
 		}
 	}
-	return out, sc.Err()
+	return out, nil
 }
 
 func under(p string, roots []string) bool {
@@ -50,24 +39,6 @@ func under(p string, roots []string) bool {
 		}
 	}
 	return false
-}
-
-func unescape(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 func netns(o Options) ([]string, error) {
@@ -130,19 +101,14 @@ func cgroups(o Options) ([]string, error) {
 }
 
 func cgroupMountPoints() ([]string, error) {
-	data, err := os.ReadFile("/proc/self/mountinfo")
+	ms, err := mountinfo.Read()
 	if err != nil {
 		return nil, err
 	}
 	var out []string
-	for _, line := range strings.Split(string(data), "\n") {
-		left, right, ok := strings.Cut(line, " - ")
-		if !ok {
-			continue
-		}
-		lf, rf := strings.Fields(left), strings.Fields(right)
-		if len(lf) >= 5 && len(rf) >= 1 && (rf[0] == "cgroup" || rf[0] == "cgroup2") {
-			out = append(out, unescape(lf[4]))
+	for _, m := range ms {
+		if m.FSType == "cgroup" || m.FSType == "cgroup2" {
+			out = append(out, m.Point)
 		}
 	}
 	return out, nil

@@ -43,14 +43,6 @@ table ip other { # handle 3
 	}
 }
 
-func TestUnescape(t *testing.T) {
-	for in, want := range map[string]string{`/a\040b`: "/a b", `/plain`: "/plain", `/x\`: `/x\`} {
-		if got := unescape(in); got != want {
-			t.Errorf("unescape(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 // TestCheckFindsMountAndCgroup leaks a tmpfs mount and a cgroup on
 // purpose and expects Diff to name both, then cleans up and expects none.
 func TestCheckFindsMountAndCgroup(t *testing.T) {

@@ -1,7 +1,6 @@
 package oci
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -12,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/airlock-sandbox/airlock/internal/mountinfo"
 	"github.com/airlock-sandbox/airlock/internal/runtime"
 )
 
@@ -75,49 +75,19 @@ func detectCgroups() (cgroupLayout, error) {
 
 type cgroupMount struct{ dir, fstype, opts string }
 
-// cgroupMounts parses /proc/self/mountinfo for cgroup and cgroup2 mounts.
+// cgroupMounts lists the cgroup and cgroup2 mounts.
 func cgroupMounts() ([]cgroupMount, error) {
-	f, err := os.Open("/proc/self/mountinfo")
+	ms, err := mountinfo.Read()
 	if err != nil {
 		return nil, fmt.Errorf("oci: %w", err)
 	}
-	defer f.Close()
 	var out []cgroupMount
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		// id parent maj:min root mountpoint opts [optional...] - fstype source superopts
-		left, right, ok := strings.Cut(sc.Text(), " - ")
-		if !ok {
-			continue
-		}
-		lf, rf := strings.Fields(left), strings.Fields(right)
-		if len(lf) < 5 || len(rf) < 3 {
-			continue
-		}
-		if rf[0] == "cgroup" || rf[0] == "cgroup2" {
-			out = append(out, cgroupMount{dir: unescapeMount(lf[4]), fstype: rf[0], opts: rf[2]})
+	for _, m := range ms {
+		if m.FSType == "cgroup" || m.FSType == "cgroup2" {
+			out = append(out, cgroupMount{dir: m.Point, fstype: m.FSType, opts: m.SuperOpts})
 		}
 	}
-	return out, sc.Err()
-}
-
-// unescapeMount undoes mountinfo's octal escapes (\040 for space etc.).
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
+	return out, nil
 }
 
 // cgroupsPath is the absolute path inside each hierarchy. Absolute so that

@@ -7,11 +7,11 @@ import (
 	"io/fs"
 	"os"
 	"sort"
-	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/airlock-sandbox/airlock/internal/mountinfo"
 	"github.com/airlock-sandbox/airlock/internal/runtime"
 )
 
@@ -339,15 +339,6 @@ func (d *Driver) simple(ctx context.Context, id, verb string) error {
 }
 
 func isMounted(path string) bool {
-	data, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return false
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 4 && unescapeMount(f[4]) == path {
-			return true
-		}
-	}
-	return false
+	_, ok, err := mountinfo.At(path)
+	return err == nil && ok
 }
