@@ -18,16 +18,16 @@ type bundle struct{ dir string }
 
 func (d *Driver) bundle(id string) bundle { return bundle{dir: filepath.Join(d.cfg.StateDir, id)} }
 
-func (b bundle) rootfs() string    { return filepath.Join(b.dir, "rootfs") }
-func (b bundle) upper() string     { return filepath.Join(b.dir, "upper") }
-func (b bundle) work() string      { return filepath.Join(b.dir, "work") }
-func (b bundle) etc() string       { return filepath.Join(b.dir, "etc") }
-func (b bundle) meta() string      { return filepath.Join(b.dir, "meta.json") }
-func (b bundle) config() string    { return filepath.Join(b.dir, "config.json") }
-func (b bundle) initLog() string   { return filepath.Join(b.dir, "init.log") }
-func (b bundle) pidFile() string   { return filepath.Join(b.dir, "init.pid") }
-func (b bundle) exists() bool      { _, err := os.Stat(b.dir); return err == nil }
-func (b bundle) hostsFile() string { return filepath.Join(b.etc(), "hosts") }
+func (b bundle) rootfs() string     { return filepath.Join(b.dir, "rootfs") }
+func (b bundle) upper() string      { return filepath.Join(b.dir, "upper") }
+func (b bundle) work() string       { return filepath.Join(b.dir, "work") }
+func (b bundle) etc() string        { return filepath.Join(b.dir, "etc") }
+func (b bundle) meta() string       { return filepath.Join(b.dir, "meta.json") }
+func (b bundle) config() string     { return filepath.Join(b.dir, "config.json") }
+func (b bundle) runtimeLog() string { return filepath.Join(b.dir, "runtime.log") }
+func (b bundle) pidFile() string    { return filepath.Join(b.dir, "init.pid") }
+func (b bundle) exists() bool       { _, err := os.Stat(b.dir); return err == nil }
+func (b bundle) hostsFile() string  { return filepath.Join(b.etc(), "hosts") }
 func (b bundle) hostnameFile() string {
 	return filepath.Join(b.etc(), "hostname")
 }

@@ -69,12 +69,7 @@ func (d *Driver) Restore(ctx context.Context, spec runtime.Spec, imageDir string
 	if _, err := d.prepareBundle(spec, b); err != nil {
 		return runtime.Info{}, err
 	}
-	log, err := os.OpenFile(b.initLog(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return runtime.Info{}, fmt.Errorf("oci: %w", err)
-	}
-	defer log.Close()
-	if err := d.runWithStdio(ctx, log, nil, "restore", "--detach", "--bundle", b.dir, "--image-path", imageDir, spec.ID); err != nil {
+	if err := d.runDetached(ctx, b.runtimeLog(), nil, "restore", "--detach", "--bundle", b.dir, "--image-path", imageDir, spec.ID); err != nil {
 		return runtime.Info{}, err
 	}
 	return d.info(ctx, spec.ID)

@@ -37,17 +37,20 @@ func (d *Driver) run(ctx context.Context, args ...string) ([]byte, error) {
 	return stdout.Bytes(), nil
 }
 
-// runWithStdio invokes the runtime with stdio attached to f. Used for
-// create/restore, where the container's init inherits the runtime's stdio:
-// giving it pipes would make Wait block until the container exits.
-// extra, if any, become descriptors 3, 4, ... of the runtime process.
-func (d *Driver) runWithStdio(ctx context.Context, f *os.File, extra []*os.File, args ...string) error {
-	full := append(d.globalArgs(), args...)
+// runDetached invokes the runtime for create/restore, where the
+// container's init inherits the runtime's stdio: giving it pipes would make
+// Wait block until the container exits, and giving it a host file would let
+// root in the sandbox grow that file without bound (through /proc/1/fd/1).
+// So the init's stdio is /dev/null, and the runtime's own errors go to
+// logPath through its --log flag. extra, if any, become descriptors 3, 4,
+// ... of the runtime process.
+func (d *Driver) runDetached(ctx context.Context, logPath string, extra []*os.File, args ...string) error {
+	full := append(append(d.globalArgs(), "--log", logPath), args...)
 	cmd := exec.CommandContext(ctx, d.cfg.Binary, full...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, f, f
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, nil, nil // /dev/null
 	cmd.ExtraFiles = extra
 	if err := cmd.Run(); err != nil {
-		return &runtimeError{cmd: d.cfg.Runtime + " " + strings.Join(args, " "), err: err, stderr: tail(f.Name(), 2048)}
+		return &runtimeError{cmd: d.cfg.Runtime + " " + strings.Join(args, " "), err: err, stderr: tail(logPath, 2048)}
 	}
 	return nil
 }

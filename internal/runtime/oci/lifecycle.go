@@ -50,11 +50,6 @@ func (d *Driver) Create(ctx context.Context, spec runtime.Spec) (info runtime.In
 		return runtime.Info{}, err
 	}
 	runtime.MarkPhase(ctx, "rootfs")
-	log, err := os.OpenFile(b.initLog(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return runtime.Info{}, fmt.Errorf("oci: %w", err)
-	}
-	defer log.Close()
 	// One `run --detach` instead of `create` + `start`, and no `state`
 	// afterwards: each runtime invocation costs a process start on the
 	// create hot path.
@@ -64,7 +59,7 @@ func (d *Driver) Create(ctx context.Context, spec runtime.Spec) (info runtime.In
 		extra = []*os.File{spec.ReadyFile} // descriptor 3 of the runtime
 		args = append(args, d.flavor.passFD(runtime.ReadyFD)...)
 	}
-	if err := d.runWithStdio(ctx, log, extra, append(args, spec.ID)...); err != nil {
+	if err := d.runDetached(ctx, b.runtimeLog(), extra, append(args, spec.ID)...); err != nil {
 		return runtime.Info{}, err
 	}
 	pid, err := b.readPid()

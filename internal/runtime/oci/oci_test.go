@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -113,7 +114,8 @@ func TestRuncHostView(t *testing.T) {
 	spec := runtime.Spec{
 		ID:        "hostview",
 		RootfsDir: rootfs,
-		Args:      []string{"/bin/sh", "-c", "echo ok > /tmp/x; exec sleep 1000"},
+		// The init floods its stdout: none of it may land in a host file.
+		Args:      []string{"/bin/sh", "-c", "head -c 4000000 /dev/zero; echo ok > /tmp/x; exec sleep 1000"},
 		Resources: runtime.Resources{CPUCount: 2, MemoryMB: 256, PidsMax: 100},
 	}
 	var phases phaseRecorder
@@ -130,6 +132,12 @@ func TestRuncHostView(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(rootfs, "tmp", "x")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("write reached the template: %v", err)
 	}
+	filepath.WalkDir(filepath.Join(e.cfg.StateDir, spec.ID), func(p string, de fs.DirEntry, err error) error {
+		if fi, ierr := de.Info(); err == nil && ierr == nil && fi.Mode().IsRegular() && fi.Size() > 64<<10 {
+			t.Errorf("the init's stdout grew host file %s to %d bytes", p, fi.Size())
+		}
+		return nil
+	})
 	// The overlay lives only in the container's mount namespace: host
 	// mounts per sandbox would slow down every later create.
 	mi, err := os.ReadFile("/proc/self/mountinfo")
