@@ -37,13 +37,15 @@ type serveOptions struct {
 	dataDir string
 	store   string
 	runtime string
-	domain  string
-	bridge  string
-	subnet  string
-	tlsCert string
-	tlsKey  string
-	verbose bool
-	pool    int
+	// diskReserveMB is host disk the data dir keeps free for the server.
+	diskReserveMB int
+	domain        string
+	bridge        string
+	subnet        string
+	tlsCert       string
+	tlsKey        string
+	verbose       bool
+	pool          int
 
 	allowPrivateEgress bool
 	protect            []string
@@ -82,6 +84,7 @@ API key. Sandboxes keep running across a restart of the server.`,
 	f.BoolVar(&o.allowPrivateEgress, "allow-private-egress", envBool("AIRLOCK_ALLOW_PRIVATE_EGRESS", false), "let a sandbox's network.allowOut open private, link-local and host addresses and other sandboxes; off by default (env AIRLOCK_ALLOW_PRIVATE_EGRESS)")
 	f.StringSliceVar(&o.protect, "protect", envList("AIRLOCK_PROTECT"), "more IPv4 ranges no sandbox may reach, on top of the private, link-local and host ranges (repeatable; env AIRLOCK_PROTECT, comma-separated)")
 	f.BoolVar(&o.verbose, "verbose", false, "debug logging")
+	f.IntVar(&o.diskReserveMB, "disk-reserve-mb", envInt("AIRLOCK_DISK_RESERVE_MB", oci.DefaultDiskReserveMB), "free space the data dir's filesystem keeps for the server's store and logs: creates fail with 503 below it; negative for none (env AIRLOCK_DISK_RESERVE_MB)")
 	f.IntVar(&o.pool, "pool-size", envInt("AIRLOCK_POOL_SIZE", 0), "warm pool: booted sandboxes kept ready per default template; 0 disables it (env AIRLOCK_POOL_SIZE)")
 	f.IntVar(&o.limits.MaxSandboxes, "team-max-sandboxes", envInt("AIRLOCK_TEAM_MAX_SANDBOXES", 100), "running sandboxes per team at once; 0 for no limit (env AIRLOCK_TEAM_MAX_SANDBOXES)")
 	f.IntVar(&o.limits.MaxMemoryMB, "team-max-memory-mb", envInt("AIRLOCK_TEAM_MAX_MEMORY_MB", 0), "memory of a team's running sandboxes together, in MiB; 0 for no limit (env AIRLOCK_TEAM_MAX_MEMORY_MB)")
@@ -274,9 +277,10 @@ func envList(name string) []string {
 func runtimeDrivers(o serveOptions, log *slog.Logger) (runtime.Driver, []runtime.Driver, error) {
 	open := func(name string) (runtime.Driver, error) {
 		return oci.New(oci.Config{
-			Runtime:     name,
-			StateDir:    filepath.Join(o.dataDir, "sandboxes"), // shared: each bundle says whose it is
-			RuntimeRoot: runtimeRoot(o.dataDir, name),
+			Runtime:       name,
+			StateDir:      filepath.Join(o.dataDir, "sandboxes"), // shared: each bundle says whose it is
+			RuntimeRoot:   runtimeRoot(o.dataDir, name),
+			DiskReserveMB: o.diskReserveMB,
 		}, log)
 	}
 	def := o.runtime

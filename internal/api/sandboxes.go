@@ -552,6 +552,7 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
 		MemUsed:       int64(st.MemoryBytes),
 		MemTotal:      int64(memTotal),
 		MemCache:      int64(st.MemoryCache),
+		DiskUsed:      int64(st.DiskUsed),
 		DiskTotal:     int64(sb.DiskSizeMB) << 20,
 	}})
 }

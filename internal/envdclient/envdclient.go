@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -134,6 +135,38 @@ func (c *Client) Init(ctx context.Context, ip netip.Addr, body envdapi.Init) err
 		return fmt.Errorf("envd /init: status %d", resp.StatusCode)
 	}
 	return nil
+}
+
+// maxMetricsBody bounds what a (possibly hostile) envd may answer to
+// /metrics: the real answer is a few hundred bytes.
+const maxMetricsBody = 64 << 10
+
+// Metrics asks envd for the sandbox's own view of its resources (what
+// `df /` and `free` show inside). The sandbox controls that answer, so it is
+// for display only; limits are enforced from the host.
+func (c *Client) Metrics(ctx context.Context, ip netip.Addr, token string) (*envdapi.Metrics, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url(ip, "/metrics"), nil)
+	if err != nil {
+		return nil, err
+	}
+	if token != "" {
+		req.Header.Set(wire.HeaderAccessToken, token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return nil, fmt.Errorf("envd /metrics: status %d", resp.StatusCode)
+	}
+	var m envdapi.Metrics
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxMetricsBody)).Decode(&m); err != nil {
+		return nil, fmt.Errorf("envd /metrics: %w", err)
+	}
+	return &m, nil
 }
 
 // StartCmd starts cmd in the sandbox through envd's process service, as

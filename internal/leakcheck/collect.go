@@ -31,6 +31,28 @@ func mounts(o Options) ([]string, error) {
 	return out, nil
 }
 
+// loops lists loop devices backed by files below MountRoots, or by any
+// sandbox disk image (named disk.img) wherever it lives.
+func loops(o Options) ([]string, error) {
+	files, err := filepath.Glob("/sys/block/loop*/loop/backing_file")
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue // detached since the glob
+		}
+		backing := strings.TrimSuffix(strings.TrimSpace(string(data)), " (deleted)")
+		if under(backing, o.MountRoots) || filepath.Base(backing) == "disk.img" {
+			dev := filepath.Base(filepath.Dir(filepath.Dir(f)))
+			out = append(out, fmt.Sprintf("loop %s (%s)", dev, backing))
+		}
+	}
+	return out, nil
+}
+
 func under(p string, roots []string) bool {
 	for _, r := range roots {
 		r = filepath.Clean(r)

@@ -1,5 +1,5 @@
 // Package leakcheck snapshots host resources Airlock could leak (mounts,
-// network namespaces, links, cgroups, processes, nftables objects) so tests
+// loop devices, network namespaces, links, cgroups, processes, nftables objects) so tests
 // can assert that everything they created is gone again.
 package leakcheck
 
@@ -60,6 +60,7 @@ func SnapshotWith(o Options) (*State, error) {
 		fn   func(Options) ([]string, error)
 	}{
 		{"mounts", mounts},
+		{"loops", loops},
 		{"netns", netns},
 		{"links", links},
 		{"cgroups", cgroups},

@@ -1,13 +1,16 @@
 package leakcheck
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/airlock-sandbox/airlock/internal/diskimg"
 	"github.com/airlock-sandbox/airlock/internal/roottest"
 )
 
@@ -88,4 +91,54 @@ func TestCheckFindsMountAndCgroup(t *testing.T) {
 		t.Fatal(err)
 	}
 	Check(t, before)
+}
+
+// TestCheckFindsLoopDevice leaves a disk image attached and mounted and
+// expects Diff to name the loop device and the mount, and nothing once it
+// is unmounted (the device clears itself).
+func TestCheckFindsLoopDevice(t *testing.T) {
+	roottest.Require(t, "loop devices")
+	root := t.TempDir()
+	o := Options{MountRoots: []string{root}}
+	before, err := SnapshotWith(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := diskimg.NewMaker(filepath.Join(root, "cache"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, mnt := filepath.Join(root, "disk.img"), filepath.Join(root, "disk")
+	if err := m.Make(context.Background(), img, diskimg.MinMB); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := diskimg.Mount(img, mnt); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = diskimg.Unmount(mnt) })
+	after, err := SnapshotWith(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var loop, mount bool
+	for _, it := range before.Diff(after) {
+		loop = loop || strings.HasPrefix(it, "loop loop") && strings.HasSuffix(it, "("+img+")")
+		mount = mount || it == "mount "+mnt+" (ext4)"
+	}
+	if !loop || !mount {
+		t.Errorf("Diff = %q, want the loop device backed by %s and the ext4 mount", before.Diff(after), img)
+	}
+	if err := diskimg.Unmount(mnt); err != nil {
+		t.Fatal(err)
+	}
+	final, err := SnapshotWith(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := before.Diff(final); len(d) != 0 {
+		t.Errorf("after unmount, Diff = %q, want nothing", d)
+	}
 }

@@ -716,6 +716,17 @@ func (o *Orchestrator) Stats(ctx context.Context, id string) (*store.Sandbox, ru
 	if err != nil {
 		return nil, runtime.Stats{}, fmt.Errorf("stats %s: %w", id, err)
 	}
+	// The host sees a gVisor sandbox's writes only once the sentry flushes
+	// them to its file store; the guest's own `df /` is current. Take the
+	// larger, so a guest cannot hide what the host already counts.
+	if r, ok := o.Route(id); ok && r.Running {
+		if m, err := o.envd.Metrics(ctx, r.IP, r.AccessToken); err == nil && m.DiskUsed > 0 && uint64(m.DiskUsed) > st.DiskUsed {
+			st.DiskUsed = uint64(m.DiskUsed)
+			if sb.DiskSizeMB > 0 {
+				st.DiskUsed = min(st.DiskUsed, uint64(sb.DiskSizeMB)<<20)
+			}
+		}
+	}
 	return sb, st, nil
 }
 

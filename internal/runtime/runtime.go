@@ -18,6 +18,9 @@ var (
 	ErrNotFound = fmt.Errorf("runtime: sandbox %w", errdefs.ErrNotFound)
 	// ErrNotSupported means the driver lacks an optional capability.
 	ErrNotSupported = fmt.Errorf("runtime: operation %w by this runtime", errdefs.ErrNotSupported)
+	// ErrHostDiskLow means the host's disk is below the reserve the
+	// operator keeps for the server itself, so no new sandbox disk is made.
+	ErrHostDiskLow = fmt.Errorf("runtime: the host's disk is below its reserve: %w", errdefs.ErrUnavailable)
 	// ErrAlreadyExists means a sandbox with that ID already exists.
 	ErrAlreadyExists = errors.New("runtime: sandbox already exists")
 )
@@ -34,7 +37,7 @@ type Resources struct {
 	CPUCount int   // whole CPUs (CFS quota = CPUCount * period)
 	MemoryMB int   // hard memory limit (no swap beyond it)
 	PidsMax  int64 // maximum number of tasks
-	DiskMB   int   // writable layer size hint; 0 = unlimited (enforced where the driver can)
+	DiskMB   int   // hard size of the writable layer; 0 = unlimited
 }
 
 // Spec describes a sandbox to create.
@@ -85,6 +88,8 @@ type Stats struct {
 	MemoryLimit   uint64
 	MemoryCache   uint64
 	Pids          uint64
+	DiskUsed      uint64 // bytes used of the sandbox's own disk; 0 when it has none
+	DiskTotal     uint64
 }
 
 // Driver is the required interface every runtime implements.

@@ -104,6 +104,16 @@ type APIKey struct {
 	Revoked   bool
 }
 
+// A sandbox's lifecycle log keeps its newest MaxEventsPerSandbox events
+// (E2B's logs route returns at most 1000). Stores trim it on every
+// EventTrimEvery-th append (by event ID), so it may briefly hold up to
+// EventTrimEvery more: a tenant pausing and resuming in a loop cannot grow
+// the store without bound.
+const (
+	MaxEventsPerSandbox = 1000
+	EventTrimEvery      = 32
+)
+
 // Event is one line of a sandbox's lifecycle log.
 type Event struct {
 	ID        int64

@@ -481,13 +481,21 @@ func testLogsMetrics(t *testing.T, id string) {
 	if err := json.Unmarshal([]byte(lines[0]), &first); err != nil || first.Message == "" {
 		t.Fatalf("logs --json first line %q: %v", lines[0], err)
 	}
+	// The sandbox's own disk reports what it holds: 8 MB written is used.
+	must(t, 0, "sandbox", "exec", id, "--", "head -c 8000000 /dev/urandom > /tmp/metrics.bin && sync")
 	res = must(t, 0, "sandbox", "metrics", "--json", id)
 	var ms []struct {
-		MemTotal uint64 `json:"memTotal"`
+		MemTotal  uint64 `json:"memTotal"`
+		DiskUsed  uint64 `json:"diskUsed"`
+		DiskTotal uint64 `json:"diskTotal"`
 	}
 	if err := json.Unmarshal([]byte(res.stdout), &ms); err != nil || len(ms) == 0 || ms[0].MemTotal == 0 {
 		t.Fatalf("metrics --json %q: %v", res.stdout, err)
 	}
+	if m := ms[0]; m.DiskUsed < 8_000_000 || m.DiskUsed > m.DiskTotal {
+		t.Errorf("metrics after writing 8 MB: diskUsed %d of diskTotal %d", m.DiskUsed, m.DiskTotal)
+	}
+	must(t, 0, "sandbox", "exec", id, "--", "rm /tmp/metrics.bin")
 	must(t, 0, "sandbox", "metrics", id)
 	must(t, 3, "sandbox", "metrics", "nosuchsandbox")
 }

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -213,6 +214,33 @@ except OSError as e: print("stopped at", len(fds), e)
 				t.Errorf("fd bomb not bounded: %q", clip(out))
 			}
 		}},
+		// The sandbox's disk is its own filesystem of the template's size
+		// (10 GiB): asking for more fails at once, writing fills only it.
+		attack{name: "disk-fill", timeout: 120 * time.Second, script: `fallocate -l 64G /big 2>&1 && echo "OK fallocated 64G"; rm -f /big
+df -k / | tail -1; dd if=/dev/zero of=/fill bs=1M count=256 2>&1 | tail -1; fallocate -l 32G /fill2 2>&1; rm -f /fill /fill2; echo done`, verdict: diskVerdict},
+		// Empty files cost inodes, not blocks: the disk's inode table (655,360
+		// for 10 GiB) stops them on runc (45 s here). gVisor keeps them in
+		// the sentry's memory, which the sandbox's memory limit bounds: the
+		// bomb slows and then OOM-kills its own sandbox after minutes, the
+		// memory-bomb case's outcome (threat model), so it runs on runc only.
+		attack{name: "inode-bomb (runc: gVisor's are memory)", runtimes: []string{"runc"}, timeout: 150 * time.Second, fresh: true, script: py(`import os, time
+os.makedirs("/ib", exist_ok=True)
+n, end = 0, time.time() + 90
+try:
+    while n < 3_000_000 and time.time() < end:
+        for _ in range(1000):
+            os.close(os.open("/ib/%d" % n, os.O_CREAT | os.O_WRONLY, 0o644))
+            n += 1
+except OSError as e: print("stopped at", n, e)
+print("made", n)
+`), verdict: func(t *testing.T, h *host, out string) {
+			if strings.Contains(out, "made 3000000") {
+				t.Errorf("three million empty files fit: inodes are not bounded: %q", clip(out))
+			}
+			if !strings.Contains(out, "No space left") {
+				t.Errorf("the inode bomb did not meet ENOSPC within 90 s: %q", clip(out))
+			}
+		}},
 		attack{name: "stdout-flood-200MB", timeout: 120 * time.Second, script: `head -c 200000000 /dev/zero | tr '\0' 'x'; echo`, verdict: floodVerdict},
 		// On runsc the bomb's memory (a thousand shells) can make the host
 		// OOM-kill the sentry: the sandbox dies whole (threat model).
@@ -238,6 +266,24 @@ except MemoryError: print("MemoryError at", len(x) * 64, "MiB")
 		}},
 	)
 	return as
+}
+
+// diskVerdict: a 64 GiB fallocate is refused with ENOSPC, and `df /`
+// shows the sandbox's own disk (at most 16 GiB), not the host's.
+func diskVerdict(t *testing.T, h *host, out string) {
+	if strings.Contains(out, "OK fallocated") || !strings.Contains(out, "No space left") {
+		t.Errorf("a 64 GiB fallocate was not refused with ENOSPC: %q", clip(out))
+	}
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 6 && f[5] == "/" {
+			if kb, err := strconv.ParseInt(f[1], 10, 64); err != nil || kb > 16<<20 {
+				t.Errorf("df / inside shows %s KiB: not the sandbox's own disk", f[1])
+			}
+			return
+		}
+	}
+	t.Errorf("no df line for / in %q", clip(out))
 }
 
 // floodVerdict: the 200 MB of output did not take the server with it.

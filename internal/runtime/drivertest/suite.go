@@ -26,6 +26,9 @@ type Options struct {
 	// Leak says which host resources must be back to their prior state
 	// after each scenario. Zero value: leakcheck.DefaultOptions().
 	Leak *leakcheck.Options
+	// StateDir is where the driver keeps its bundles, for checks of what a
+	// sandbox costs the host.
+	StateDir string
 }
 
 // Run runs every scenario against the driver with default leak checks.
@@ -49,6 +52,7 @@ func RunWithOptions(t *testing.T, o Options) {
 		{"ReadyFile", testReadyFile},
 		{"MemoryLimit", testMemoryLimit},
 		{"PidsLimit", testPidsLimit},
+		{"DiskLimit", testDiskLimit},
 		{"LeastPrivilege", testLeastPrivilege},
 		{"CrashedInit", testCrashedInit},
 		{"RestartRecovery", testRestartRecovery},

@@ -2,7 +2,6 @@ package oci
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/airlock-sandbox/airlock/internal/diskimg"
 )
 
 // bundle is the on-disk layout of one sandbox under StateDir/<id>.
@@ -18,13 +19,19 @@ type bundle struct{ dir string }
 
 func (d *Driver) bundle(id string) bundle { return bundle{dir: filepath.Join(d.cfg.StateDir, id)} }
 
-func (b bundle) rootfs() string     { return filepath.Join(b.dir, "rootfs") }
-func (b bundle) upper() string      { return filepath.Join(b.dir, "upper") }
-func (b bundle) work() string       { return filepath.Join(b.dir, "work") }
+func (b bundle) rootfs() string { return filepath.Join(b.dir, "rootfs") }
+
+// disk holds everything the sandbox can grow (its upper layer, and the
+// runtime's log): a mount of the sandbox's size-limited image when it has a
+// disk limit, else a plain directory.
+func (b bundle) disk() string       { return filepath.Join(b.dir, "disk") }
+func (b bundle) diskImage() string  { return filepath.Join(b.dir, "disk.img") }
+func (b bundle) upper() string      { return filepath.Join(b.disk(), "upper") }
+func (b bundle) work() string       { return filepath.Join(b.disk(), "work") }
 func (b bundle) etc() string        { return filepath.Join(b.dir, "etc") }
 func (b bundle) meta() string       { return filepath.Join(b.dir, "meta.json") }
 func (b bundle) config() string     { return filepath.Join(b.dir, "config.json") }
-func (b bundle) runtimeLog() string { return filepath.Join(b.dir, "runtime.log") }
+func (b bundle) runtimeLog() string { return filepath.Join(b.disk(), "runtime.log") }
 func (b bundle) pidFile() string    { return filepath.Join(b.dir, "init.pid") }
 func (b bundle) exists() bool       { _, err := os.Stat(b.dir); return err == nil }
 func (b bundle) hostsFile() string  { return filepath.Join(b.etc(), "hosts") }
@@ -111,25 +118,9 @@ func (b bundle) mountOverlay(lower string) error {
 	return nil
 }
 
-// unmountOverlay unmounts the rootfs, retrying while something still holds
-// it busy and detaching lazily as the last resort.
-func (b bundle) unmountOverlay() error {
-	var err error
-	for i := 0; i < 20; i++ {
-		err = unix.Unmount(b.rootfs(), 0)
-		if err == nil || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT) {
-			return nil // EINVAL: not a mount point (never mounted or already gone)
-		}
-		if !errors.Is(err, unix.EBUSY) {
-			break
-		}
-		time.Sleep(time.Duration(i+1) * 10 * time.Millisecond)
-	}
-	if lerr := unix.Unmount(b.rootfs(), unix.MNT_DETACH); lerr != nil && !errors.Is(lerr, unix.EINVAL) {
-		return fmt.Errorf("oci: unmount %s: %w (lazy: %v)", b.rootfs(), err, lerr)
-	}
-	return nil
-}
+// unmountOverlay unmounts the rootfs (retrying while busy, detaching
+// lazily as the last resort).
+func (b bundle) unmountOverlay() error { return diskimg.Unmount(b.rootfs()) }
 
 // writeEtc writes the files the sandbox sees as /etc/hostname and
 // /etc/hosts (bind-mounted read-only) and seeds /etc/resolv.conf in the
@@ -154,6 +145,27 @@ func (b bundle) writeEtc(hostname string) error {
 		return err
 	}
 	return os.WriteFile(filepath.Join(etc, "resolv.conf"), resolv, 0o644)
+}
+
+// tmpMarker is the entry that keeps a sandbox's /tmp non-empty.
+const tmpMarker = ".airlock-disk"
+
+// keepTmpOnDisk puts an entry in the sandbox's /tmp (in its upper layer,
+// with the template's mode) so that a runtime that would mount a tmpfs on
+// an empty /tmp leaves it on the sandbox's disk.
+func (b bundle) keepTmpOnDisk(lower string) error {
+	mode := os.FileMode(0o1777)
+	if fi, err := os.Stat(filepath.Join(lower, "tmp")); err == nil && fi.IsDir() {
+		mode = fi.Mode()&os.ModePerm | fi.Mode()&os.ModeSticky
+	}
+	tmp := filepath.Join(b.upper(), "tmp")
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp, mode); err != nil { // Mkdir's mode passes the umask
+		return err
+	}
+	return os.WriteFile(filepath.Join(tmp, tmpMarker), nil, 0o444)
 }
 
 // hostResolvConf returns the host's resolver config. With systemd-resolved

@@ -43,9 +43,9 @@ func (d *Driver) run(ctx context.Context, args ...string) ([]byte, error) {
 // root in the sandbox grow that file without bound (through /proc/1/fd/1).
 // So the init's stdio is /dev/null, and the runtime's own errors go to
 // logPath through its --log flag. extra, if any, become descriptors 3, 4,
-// ... of the runtime process.
-func (d *Driver) runDetached(ctx context.Context, logPath string, extra []*os.File, args ...string) error {
-	full := append(append(d.globalArgs(), "--log", logPath), args...)
+// ... of the runtime process; global are flags for this invocation only.
+func (d *Driver) runDetached(ctx context.Context, logPath string, extra []*os.File, global []string, args ...string) error {
+	full := append(append(append(d.globalArgs(), global...), "--log", logPath), args...)
 	cmd := exec.CommandContext(ctx, d.cfg.Binary, full...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, nil, nil // /dev/null
 	cmd.ExtraFiles = extra

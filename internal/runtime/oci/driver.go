@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/airlock-sandbox/airlock/internal/diskimg"
 	"github.com/airlock-sandbox/airlock/internal/runtime"
 )
 
@@ -32,7 +33,19 @@ type Config struct {
 	StateDir     string // per-sandbox bundles: StateDir/<id>/...; default /var/lib/airlock/<runtime>
 	RuntimeRoot  string // --root for the runtime; default /run/airlock/<runtime>
 	CgroupParent string // default "airlock"
+	// DiskCacheDir keeps one blank disk image per size, copied for each
+	// sandbox with a disk limit; default StateDir + ".disks". Drivers
+	// sharing a state dir may share it.
+	DiskCacheDir string
+	// DiskReserveMB is free space the state dir's filesystem keeps for the
+	// server (its store, logs): below it no sandbox disk is made. Sandbox
+	// images are sparse, so together they may promise more than is free.
+	// 0 means DefaultDiskReserveMB; negative means no reserve.
+	DiskReserveMB int
 }
+
+// DefaultDiskReserveMB is the host disk space kept free for the server.
+const DefaultDiskReserveMB = 2048
 
 // Driver runs sandboxes as OCI containers. It keeps no state of its own
 // beyond per-ID locks: everything else is rediscovered from bundle
@@ -43,6 +56,7 @@ type Driver struct {
 	log     *slog.Logger
 	cgroups cgroupLayout
 	limits  hostLimits
+	disks   *diskimg.Maker
 
 	mu    sync.Mutex
 	locks map[string]*sync.Mutex
@@ -93,13 +107,23 @@ func New(cfg Config, log *slog.Logger) (*Driver, error) {
 			return nil, fmt.Errorf("oci: %w", err)
 		}
 	}
+	if cfg.DiskReserveMB == 0 {
+		cfg.DiskReserveMB = DefaultDiskReserveMB
+	}
+	if cfg.DiskCacheDir == "" {
+		cfg.DiskCacheDir = filepath.Clean(cfg.StateDir) + ".disks"
+	}
+	disks, err := diskimg.NewMaker(cfg.DiskCacheDir)
+	if err != nil {
+		return nil, err
+	}
 	limits := detectHostLimits()
 	if !limits.sysResource {
 		log.Warn("oci: no CAP_SYS_RESOURCE: sandbox init keeps the server's oom_score_adj and file limit",
 			"oom_score_adj", limits.oomScoreAdj, "nofile", limits.nofile)
 	}
 	log.Debug("oci driver ready", "runtime", cfg.Runtime, "binary", bin, "cgroups", cg.mode)
-	return &Driver{cfg: cfg, flavor: fl, log: log, cgroups: cg, limits: limits, locks: map[string]*sync.Mutex{}}, nil
+	return &Driver{cfg: cfg, flavor: fl, log: log, cgroups: cg, limits: limits, disks: disks, locks: map[string]*sync.Mutex{}}, nil
 }
 
 func findBinary(name, path string) (string, error) {

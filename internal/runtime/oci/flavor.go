@@ -37,6 +37,15 @@ type flavor struct {
 	// instead of falling back to clone) and the socket families, which
 	// gVisor does not implement at all.
 	ownKernel bool
+	// diskArgs are global flags for run/restore that make the runtime
+	// itself enforce a sandbox's disk limit of mb, and diskSlackMB is how
+	// much larger than mb its image must be for that (nil: none).
+	diskArgs    func(mb int) []string
+	diskSlackMB func(mb int) int
+	// tmpfsOnEmptyTmp: the runtime mounts a tmpfs of its own (memory,
+	// outside the disk limit, hidden from `df /`) on /tmp when the rootfs's
+	// /tmp is empty.
+	tmpfsOnEmptyTmp bool
 }
 
 var flavors = map[string]flavor{
@@ -68,6 +77,14 @@ var flavors = map[string]flavor{
 		nprocLimit: true,
 		checkpoint: true,
 		ownKernel:  true,
+		// The sentry keeps the rootfs's upper layer in a filestore file in
+		// the host's upper dir; sized, it gives the guest ENOSPC (and a
+		// true `df /`) before that file fills the sandbox's image, whose
+		// slack covers the filestore's own overhead and runsc's log.
+		diskArgs:    func(mb int) []string { return []string{"--overlay2=root:self,size=" + strconv.Itoa(mb) + "m"} },
+		diskSlackMB: func(mb int) int { return 64 + mb/32 },
+		// /tmp stays on the sandbox's disk, as on runc and on E2B.
+		tmpfsOnEmptyTmp: true,
 	},
 }
 

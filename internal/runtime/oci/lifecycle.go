@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/airlock-sandbox/airlock/internal/diskimg"
 	"github.com/airlock-sandbox/airlock/internal/mountinfo"
 	"github.com/airlock-sandbox/airlock/internal/runtime"
 )
@@ -45,7 +46,7 @@ func (d *Driver) Create(ctx context.Context, spec runtime.Spec) (info runtime.In
 			}
 		}
 	}()
-	m, err := d.prepareBundle(spec, b)
+	m, err := d.prepareBundle(ctx, spec, b)
 	if err != nil {
 		return runtime.Info{}, err
 	}
@@ -59,7 +60,7 @@ func (d *Driver) Create(ctx context.Context, spec runtime.Spec) (info runtime.In
 		extra = []*os.File{spec.ReadyFile} // descriptor 3 of the runtime
 		args = append(args, d.flavor.passFD(runtime.ReadyFD)...)
 	}
-	if err := d.runDetached(ctx, b.runtimeLog(), extra, append(args, spec.ID)...); err != nil {
+	if err := d.runDetached(ctx, b.runtimeLog(), extra, d.diskArgs(spec), append(args, spec.ID)...); err != nil {
 		return runtime.Info{}, err
 	}
 	pid, err := b.readPid()
@@ -71,8 +72,8 @@ func (d *Driver) Create(ctx context.Context, spec runtime.Spec) (info runtime.In
 
 // prepareBundle makes the directories, mounts the rootfs and writes the
 // metadata and config.json.
-func (d *Driver) prepareBundle(spec runtime.Spec, b bundle) (meta, error) {
-	for _, dir := range []string{b.rootfs(), b.upper(), b.work()} {
+func (d *Driver) prepareBundle(ctx context.Context, spec runtime.Spec, b bundle) (meta, error) {
+	for _, dir := range []string{b.rootfs(), b.disk()} {
 		if err := os.Mkdir(dir, 0o755); err != nil {
 			return meta{}, fmt.Errorf("oci: %w", err)
 		}
@@ -82,6 +83,14 @@ func (d *Driver) prepareBundle(spec runtime.Spec, b bundle) (meta, error) {
 	if err := b.writeMeta(m); err != nil {
 		return meta{}, fmt.Errorf("oci: write meta: %w", err)
 	}
+	if err := d.mountDisk(ctx, spec, b); err != nil {
+		return meta{}, err
+	}
+	for _, dir := range []string{b.upper(), b.work()} {
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			return meta{}, fmt.Errorf("oci: %w", err)
+		}
+	}
 	hostname := spec.Hostname
 	if hostname == "" {
 		hostname = spec.ID
@@ -89,6 +98,11 @@ func (d *Driver) prepareBundle(spec runtime.Spec, b bundle) (meta, error) {
 	spec.Hostname = hostname
 	if err := b.writeEtc(hostname); err != nil {
 		return meta{}, fmt.Errorf("oci: write /etc files: %w", err)
+	}
+	if d.flavor.tmpfsOnEmptyTmp {
+		if err := b.keepTmpOnDisk(spec.RootfsDir); err != nil {
+			return meta{}, fmt.Errorf("oci: keep /tmp on disk: %w", err)
+		}
 	}
 	// runc mounts the overlay itself, inside the container's mount
 	// namespace (the first entry of config.json's mounts): a host mount per
@@ -110,6 +124,44 @@ func (d *Driver) prepareBundle(spec runtime.Spec, b bundle) (meta, error) {
 		return meta{}, fmt.Errorf("oci: write config.json: %w", err)
 	}
 	return m, nil
+}
+
+// mountDisk gives the sandbox its own filesystem of spec's DiskMB for
+// everything it can write; with no limit the disk is a plain directory.
+func (d *Driver) mountDisk(ctx context.Context, spec runtime.Spec, b bundle) error {
+	mb := spec.Resources.DiskMB
+	if mb <= 0 {
+		return nil
+	}
+	if d.flavor.diskSlackMB != nil {
+		mb += d.flavor.diskSlackMB(mb)
+	}
+	if d.cfg.DiskReserveMB > 0 {
+		var st unix.Statfs_t
+		if err := unix.Statfs(d.cfg.StateDir, &st); err != nil {
+			return fmt.Errorf("oci: %w", err)
+		}
+		if free := st.Bavail * uint64(st.Bsize); free < uint64(d.cfg.DiskReserveMB)<<20 {
+			return fmt.Errorf("oci: %d MiB free in %s, reserve %d MiB: %w", free>>20, d.cfg.StateDir, d.cfg.DiskReserveMB, runtime.ErrHostDiskLow)
+		}
+	}
+	if err := d.disks.Make(ctx, b.diskImage(), mb); err != nil {
+		return fmt.Errorf("oci: %w", err)
+	}
+	if err := diskimg.Mount(b.diskImage(), b.disk()); err != nil {
+		return fmt.Errorf("oci: %w", err)
+	}
+	return nil
+}
+
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+// diskArgs are the runtime's flags for spec's disk limit.
+func (d *Driver) diskArgs(spec runtime.Spec) []string {
+	if spec.Resources.DiskMB <= 0 || d.flavor.diskArgs == nil {
+		return nil
+	}
+	return d.flavor.diskArgs(spec.Resources.DiskMB)
 }
 
 // Kill stops every process of the sandbox and removes its mounts, cgroups
@@ -145,6 +197,9 @@ func (d *Driver) cleanup(ctx context.Context, id string) error {
 	if err := b.unmountOverlay(); err != nil {
 		errs = append(errs, err)
 	}
+	if err := diskimg.Unmount(b.disk()); err != nil {
+		errs = append(errs, err)
+	}
 	// A dead init can leave its cgroup behind (or still-exiting tasks in
 	// it); retry briefly before calling it a leak.
 	path := d.cgroupsPath(id)
@@ -158,7 +213,7 @@ func (d *Driver) cleanup(ctx context.Context, id string) error {
 	if cgErr != nil {
 		errs = append(errs, fmt.Errorf("oci: remove cgroups: %w", cgErr))
 	}
-	if len(errs) == 0 || !isMounted(b.rootfs()) {
+	if len(errs) == 0 || !isMounted(b.rootfs()) && !isMounted(b.disk()) {
 		if err := os.RemoveAll(b.dir); err != nil {
 			errs = append(errs, fmt.Errorf("oci: remove bundle: %w", err))
 		}
@@ -304,6 +359,11 @@ func (d *Driver) Stats(ctx context.Context, id string) (runtime.Stats, error) {
 	}
 	if err != nil {
 		return runtime.Stats{}, fmt.Errorf("oci: stats %s: %w", id, err)
+	}
+	if b := d.bundle(id); fileExists(b.diskImage()) {
+		if used, total, err := diskimg.Usage(b.disk()); err == nil {
+			s.DiskUsed, s.DiskTotal = used, total
+		}
 	}
 	return s, nil
 }

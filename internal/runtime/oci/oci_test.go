@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/airlock-sandbox/airlock/internal/errdefs"
 	"github.com/airlock-sandbox/airlock/internal/leakcheck"
 	"github.com/airlock-sandbox/airlock/internal/roottest"
 	"github.com/airlock-sandbox/airlock/internal/runtime"
@@ -83,6 +84,7 @@ func runSuite(t *testing.T, rt string) {
 		NewDriver: func(t *testing.T) runtime.Driver { return e.driver(t) },
 		Rootfs:    drivertest.BusyboxRootfs(t),
 		Leak:      &e.leak,
+		StateDir:  e.cfg.StateDir,
 	})
 }
 
@@ -127,7 +129,7 @@ func TestRuncHostView(t *testing.T) {
 		t.Errorf("Create marked phases %q, want [rootfs]", phases)
 	}
 
-	upper := filepath.Join(e.cfg.StateDir, spec.ID, "upper", "tmp", "x")
+	upper := filepath.Join(e.cfg.StateDir, spec.ID, "disk", "upper", "tmp", "x")
 	waitFor(t, func() bool { b, _ := os.ReadFile(upper); return string(b) == "ok\n" })
 	if _, err := os.Stat(filepath.Join(rootfs, "tmp", "x")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("write reached the template: %v", err)
@@ -215,3 +217,33 @@ func waitFor(t *testing.T, ok func() bool) {
 type phaseRecorder []string
 
 func (p *phaseRecorder) MarkPhase(name string) { *p = append(*p, name) }
+
+// TestDiskReserve: with less free host disk than the reserve, a sandbox
+// with a disk limit is refused with ErrHostDiskLow and leaves nothing.
+func TestDiskReserve(t *testing.T) {
+	e := newEnv(t, oci.RuntimeRunc)
+	before := leakcheck.MustSnapshot(t, e.leak)
+	t.Cleanup(func() { leakcheck.Check(t, before) })
+	e.cfg.DiskReserveMB = 1 << 40 // a petabyte and more: never free
+	d := e.driver(t)
+	spec := runtime.Spec{
+		ID:        "reserve",
+		RootfsDir: drivertest.BusyboxRootfs(t),
+		Args:      []string{"/bin/sh", "-c", "exec sleep 1000"},
+		Resources: runtime.Resources{CPUCount: 1, MemoryMB: 64, PidsMax: 16, DiskMB: 64},
+	}
+	_, err := d.Create(context.Background(), spec)
+	if !errors.Is(err, runtime.ErrHostDiskLow) || !errors.Is(err, errdefs.ErrUnavailable) {
+		t.Fatalf("Create with the host below its reserve = %v, want ErrHostDiskLow (unavailable)", err)
+	}
+	if _, err := os.Stat(filepath.Join(e.cfg.StateDir, spec.ID)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("refused create left its bundle: %v", err)
+	}
+	spec.Resources.DiskMB = 0 // no disk of its own: nothing to reserve for
+	if _, err := d.Create(context.Background(), spec); err != nil {
+		t.Fatalf("Create without a disk limit: %v", err)
+	}
+	if err := d.Kill(context.Background(), spec.ID); err != nil {
+		t.Fatal(err)
+	}
+}

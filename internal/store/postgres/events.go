@@ -10,10 +10,18 @@ import (
 
 // AppendEvent adds one event; the store assigns its ID.
 func (s *Store) AppendEvent(ctx context.Context, ev store.Event) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO events (sandbox_id, time, level, message) VALUES ($1, $2, $3, $4)`,
-		ev.SandboxID, ev.Time.UTC(), ev.Level, ev.Message)
+	var id int64
+	err := s.pool.QueryRow(ctx, `INSERT INTO events (sandbox_id, time, level, message) VALUES ($1, $2, $3, $4) RETURNING id`,
+		ev.SandboxID, ev.Time.UTC(), ev.Level, ev.Message).Scan(&id)
 	if err != nil {
 		return fmt.Errorf("postgres: append event for %q: %w", ev.SandboxID, err)
+	}
+	if id%store.EventTrimEvery == 0 {
+		_, err := s.pool.Exec(ctx, `DELETE FROM events WHERE id IN (SELECT id FROM events
+			WHERE sandbox_id = $1 ORDER BY time DESC, id DESC OFFSET $2)`, ev.SandboxID, store.MaxEventsPerSandbox)
+		if err != nil {
+			return fmt.Errorf("postgres: trim events of %q: %w", ev.SandboxID, err)
+		}
 	}
 	return nil
 }

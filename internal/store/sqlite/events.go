@@ -15,10 +15,17 @@ func (s *Store) AppendEvent(ctx context.Context, ev store.Event) error {
 	if e.err != nil {
 		return fmt.Errorf("sqlite: append event for %q: %w", ev.SandboxID, e.err)
 	}
-	_, err := s.write.ExecContext(ctx, `INSERT INTO events (sandbox_id, time, level, message) VALUES (?, ?, ?, ?)`,
+	res, err := s.write.ExecContext(ctx, `INSERT INTO events (sandbox_id, time, level, message) VALUES (?, ?, ?, ?)`,
 		ev.SandboxID, ts, ev.Level, ev.Message)
 	if err != nil {
 		return fmt.Errorf("sqlite: append event for %q: %w", ev.SandboxID, err)
+	}
+	if id, err := res.LastInsertId(); err == nil && id%store.EventTrimEvery == 0 {
+		_, err := s.write.ExecContext(ctx, `DELETE FROM events WHERE id IN (SELECT id FROM events
+			WHERE sandbox_id = ? ORDER BY time DESC, id DESC LIMIT -1 OFFSET ?)`, ev.SandboxID, store.MaxEventsPerSandbox)
+		if err != nil {
+			return fmt.Errorf("sqlite: trim events of %q: %w", ev.SandboxID, err)
+		}
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -9,6 +10,39 @@ import (
 
 var eventTests = []test{
 	{"List", testEvents},
+	{"Capped", testEventsCapped},
+}
+
+// testEventsCapped appends far more than a sandbox's log keeps: the newest
+// stay, the oldest go, and another sandbox's log is untouched.
+func testEventsCapped(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	if err := s.AppendEvent(ctx, store.Event{SandboxID: "quiet", Time: at(0), Level: "info", Message: "only"}); err != nil {
+		t.Fatal(err)
+	}
+	n := store.MaxEventsPerSandbox + 3*store.EventTrimEvery + 5
+	for i := range n {
+		e := store.Event{SandboxID: "chatty", Time: at(time.Duration(i) * time.Millisecond), Level: "info", Message: fmt.Sprint(i)}
+		if err := s.AppendEvent(ctx, e); err != nil {
+			t.Fatalf("AppendEvent %d: %v", i, err)
+		}
+	}
+	got, err := s.ListEvents(ctx, "chatty", time.Time{}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) < store.MaxEventsPerSandbox || len(got) > store.MaxEventsPerSandbox+store.EventTrimEvery {
+		t.Fatalf("%d events kept of %d appended, want %d..%d", len(got), n, store.MaxEventsPerSandbox, store.MaxEventsPerSandbox+store.EventTrimEvery)
+	}
+	if last := got[len(got)-1].Message; last != fmt.Sprint(n-1) {
+		t.Errorf("newest kept event is %s, want %d", last, n-1)
+	}
+	if first := got[0].Message; first != fmt.Sprint(n-len(got)) {
+		t.Errorf("oldest kept event is %s, want %d: the kept ones are not the newest", first, n-len(got))
+	}
+	if q, err := s.ListEvents(ctx, "quiet", time.Time{}, 0); err != nil || len(q) != 1 {
+		t.Errorf("the other sandbox's log = %v, %v; want its one event", q, err)
+	}
 }
 
 func testEvents(t *testing.T, s store.Store) {
