@@ -141,6 +141,8 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 	}
 
 	templates := template.NewManager(template.Config{DataDir: o.dataDir}, st, log)
+	// Sandboxes lease the template trees they run on (see template.Lease).
+	var _ orchestrator.TemplateLeaser = templates
 	if err := templates.EnsureDefaults(ctx, stderr); err != nil {
 		return fmt.Errorf("prepare default templates: %w", err)
 	}

@@ -56,6 +56,16 @@ type Templates interface {
 	Resolve(ctx context.Context, ref string) (*store.Template, error)
 }
 
+// TemplateLeaser is what a Templates does when it keeps the trees sandboxes
+// run on until they are gone (template.Manager does): a sandbox leases its
+// rootfs before its container starts and releases it once torn down, and
+// recovery drops the leases of sandboxes that did not survive a restart.
+type TemplateLeaser interface {
+	Lease(rootfs, sandboxID string) error
+	Release(sandboxID string) error
+	ReconcileLeases(live func(sandboxID string) bool) error
+}
+
 // Store is the part of the store the orchestrator uses: sandbox records,
 // their events, and template spawn counts.
 type Store interface {
@@ -122,6 +132,10 @@ type Orchestrator struct {
 
 	stop chan struct{}
 	wg   sync.WaitGroup
+
+	// diskSeen is each running sandbox's disk use at the last reaper tick
+	// while the host's disk was low (reaper goroutine only).
+	diskSeen map[string]uint64
 }
 
 // entry is the in-memory view of a live sandbox, kept for the gateway's hot path.
@@ -387,6 +401,12 @@ func (o *Orchestrator) boot(ctx context.Context, sb *store.Sandbox, tpl *store.T
 		return netip.Addr{}, fmt.Errorf("attach network: %w", err)
 	}
 	tm.mark("netns")
+	if l, ok := o.cfg.Templates.(TemplateLeaser); ok {
+		// Released by teardown, which every failed create runs too.
+		if err := l.Lease(tpl.RootfsDir, sb.ID); err != nil {
+			return netip.Addr{}, fmt.Errorf("lease template rootfs: %w", err)
+		}
+	}
 	spec := runtime.Spec{
 		ID:        sb.ID,
 		RootfsDir: tpl.RootfsDir,
@@ -463,6 +483,11 @@ func (o *Orchestrator) teardown(ctx context.Context, id string) {
 	}
 	if err := o.cfg.Network.Detach(ctx, id); err != nil {
 		o.log.Error("detach network", "sandbox", id, "err", err)
+	}
+	if l, ok := o.cfg.Templates.(TemplateLeaser); ok {
+		if err := l.Release(id); err != nil {
+			o.log.Error("release template rootfs", "sandbox", id, "err", err)
+		}
 	}
 	o.mu.Lock()
 	delete(o.live, id)

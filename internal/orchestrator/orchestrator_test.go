@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"regexp"
+	"sync"
 	"testing"
 	"time"
 
@@ -285,4 +286,95 @@ func TestRestartRecovery(t *testing.T) {
 		_, err := o2.Get(ctx, expired.ID)
 		return errors.Is(err, ErrNotFound)
 	})
+}
+
+// leasingTemplates is fakeTemplates that records leases like
+// template.Manager does.
+type leasingTemplates struct {
+	fakeTemplates
+	mu         sync.Mutex
+	leases     map[string]string // sandbox → rootfs
+	reconciled []string          // holders dropped by ReconcileLeases
+}
+
+func (l *leasingTemplates) Lease(rootfs, id string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.leases[id] = rootfs
+	return nil
+}
+
+func (l *leasingTemplates) Release(id string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.leases, id)
+	return nil
+}
+
+func (l *leasingTemplates) ReconcileLeases(live func(string) bool) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for id := range l.leases {
+		if !live(id) {
+			delete(l.leases, id)
+			l.reconciled = append(l.reconciled, id)
+		}
+	}
+	return nil
+}
+
+func (l *leasingTemplates) held(id string) (string, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r, ok := l.leases[id]
+	return r, ok
+}
+
+// TestSandboxLeasesItsRootfs: a sandbox holds its template's tree from boot
+// until it is killed; a failed create releases it; after a restart the
+// leases of sandboxes that did not survive are dropped and the survivors'
+// kept.
+func TestSandboxLeasesItsRootfs(t *testing.T) {
+	h := newHarness(t)
+	tpls := &leasingTemplates{leases: map[string]string{}}
+	o := h.orchestratorWith(t, func(c *Config) { c.Templates = tpls })
+	a, b := create(t, o, time.Hour), create(t, o, time.Hour)
+	if r, ok := tpls.held(a.ID); !ok || r != "/nonexistent" {
+		t.Fatalf("running sandbox's lease = %q, %v; want its template's rootfs", r, ok)
+	}
+	if err := o.Kill(context.Background(), a.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := tpls.held(a.ID); ok {
+		t.Error("a killed sandbox still holds its rootfs")
+	}
+
+	h.drv.mu.Lock()
+	h.drv.fail = errors.New("runtime refused")
+	h.drv.mu.Unlock()
+	if _, err := o.Create(context.Background(), CreateRequest{Template: "base", Timeout: time.Hour}); err == nil {
+		t.Fatal("create succeeded with a failing runtime")
+	}
+	h.drv.mu.Lock()
+	h.drv.fail = nil
+	h.drv.mu.Unlock()
+	tpls.mu.Lock()
+	n := len(tpls.leases)
+	tpls.mu.Unlock()
+	if n != 1 {
+		t.Errorf("after a failed create %d leases are held, want 1 (the running sandbox's)", n)
+	}
+
+	// A stale lease (a sandbox lost in a crash) is dropped on restart; the
+	// adopted sandbox keeps its own.
+	o.Close()
+	_ = tpls.Lease("/nonexistent", "lostinacrash")
+	o2 := h.orchestratorWith(t, func(c *Config) { c.Templates = tpls })
+	defer o2.Close()
+	if _, ok := tpls.held(b.ID); !ok {
+		t.Error("the adopted sandbox lost its lease on restart")
+	}
+	if _, ok := tpls.held("lostinacrash"); ok {
+		t.Error("the lease of a sandbox that is gone survived the restart")
+	}
 }

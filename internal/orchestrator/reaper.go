@@ -43,6 +43,7 @@ func (o *Orchestrator) reapOnce(now time.Time) {
 	}
 	o.mu.Unlock()
 	ctx := context.Background()
+	o.guardDisk(ctx)
 	for _, id := range stale {
 		stillStale := func(sb *store.Sandbox) bool {
 			return sb.State == store.StatePaused && !sb.PausedAt.IsZero() && sb.PausedAt.Add(o.cfg.PausedRetention).Before(now)

@@ -84,6 +84,17 @@ func (o *Orchestrator) recover(ctx context.Context) error {
 			}
 		}
 	}
+	if l, ok := o.cfg.Templates.(TemplateLeaser); ok {
+		live := func(id string) bool {
+			o.mu.Lock()
+			defer o.mu.Unlock()
+			_, ok := o.live[id]
+			return ok
+		}
+		if err := l.ReconcileLeases(live); err != nil {
+			o.log.Error("reconcile template leases", "err", err)
+		}
+	}
 	return nil
 }
 

@@ -132,6 +132,13 @@ func MarkPhase(ctx context.Context, name string) {
 	}
 }
 
+// HostDisk is a driver whose sandboxes' disks draw on one host filesystem
+// (thin-provisioned): it says when that filesystem is below the free space
+// kept for the server, so the caller can stop the sandboxes that fill it.
+type HostDisk interface {
+	HostDiskLow() (bool, error)
+}
+
 // Pauser freezes a sandbox in memory and thaws it again.
 type Pauser interface {
 	Pause(ctx context.Context, id string) error

@@ -59,7 +59,7 @@ func (f *deriveFixture) leftovers(t *testing.T, keep ...string) []string {
 				return nil // a parent of a kept tree
 			}
 		}
-		if p == f.m.templatesDir() || d.Name() == ".lock" {
+		if p == f.m.templatesDir() || d.Name() == ".lock" || d.Name() == ".leases.lock" {
 			return nil
 		}
 		out = append(out, p)

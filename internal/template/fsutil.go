@@ -1,7 +1,6 @@
 package template
 
 import (
-	"bufio"
 	"fmt"
 	"io/fs"
 	"os"
@@ -9,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+
+	"github.com/airlock-sandbox/airlock/internal/mountinfo"
 )
 
 // dirSize returns the disk usage of the tree at root, counting hard-linked
@@ -45,77 +46,19 @@ func dirSize(root string) (int64, error) {
 
 // mountsUnder lists the mount points at or below dir, deepest first.
 func mountsUnder(dir string) ([]string, error) {
-	f, err := os.Open("/proc/self/mountinfo")
+	ms, err := mountinfo.Read()
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
 	dir = filepath.Clean(dir)
 	var out []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 5 {
-			continue
-		}
-		mp := unescapeMountinfo(fields[4])
-		if mp == dir || strings.HasPrefix(mp, dir+"/") {
-			out = append(out, mp)
+	for _, m := range ms {
+		if m.Point == dir || strings.HasPrefix(m.Point, dir+"/") {
+			out = append(out, m.Point)
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
-	return out, sc.Err()
-}
-
-// usedAsLower reports whether an overlay mount uses dir as a lower layer.
-func usedAsLower(dir string) (bool, error) {
-	data, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return false, err
-	}
-	dir = filepath.Clean(dir)
-	for _, line := range strings.Split(string(data), "\n") {
-		_, after, ok := strings.Cut(line, " - ")
-		if !ok {
-			continue
-		}
-		f := strings.Fields(after) // fstype source superoptions
-		if len(f) < 3 || f[0] != "overlay" {
-			continue
-		}
-		for _, opt := range strings.Split(f[2], ",") {
-			lower, ok := strings.CutPrefix(opt, "lowerdir=")
-			if !ok {
-				continue
-			}
-			for _, l := range strings.Split(lower, ":") {
-				if filepath.Clean(unescapeMountinfo(l)) == dir {
-					return true, nil
-				}
-			}
-		}
-	}
-	return false, nil
-}
-
-// unescapeMountinfo decodes the octal escapes (\040 for a space) of mountinfo.
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			var v int
-			if _, err := fmt.Sscanf(s[i+1:i+4], "%o", &v); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
+	return out, nil
 }
 
 // removeTree deletes dir after detaching anything mounted inside it, so a

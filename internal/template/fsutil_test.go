@@ -9,21 +9,6 @@ import (
 	"github.com/airlock-sandbox/airlock/internal/roottest"
 )
 
-func TestUnescapeMountinfo(t *testing.T) {
-	tests := map[string]string{
-		"/plain/path":          "/plain/path",
-		`/with\040space`:       "/with space",
-		`/tab\011and\134slash`: "/tab\tand\\slash",
-		`/trailing\04`:         `/trailing\04`,
-		`/not\xyzoctal`:        `/not\xyzoctal`,
-	}
-	for in, want := range tests {
-		if got := unescapeMountinfo(in); got != want {
-			t.Errorf("unescapeMountinfo(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 // TestRemoveTreeDetachesMounts checks that a leftover mount inside a build
 // directory (as a killed debootstrap could leave) is detached, not walked into.
 func TestRemoveTreeDetachesMounts(t *testing.T) {

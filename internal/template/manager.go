@@ -97,8 +97,9 @@ func NewManager(cfg Config, st store.Templates, log *slog.Logger) *Manager {
 	}
 }
 
-// RemoveFiles deletes a template's directory (every rootfs version of it).
-// It only touches directories under the data dir's templates/.
+// RemoveFiles deletes a template's directory (every rootfs version of it)
+// once no sandbox runs on it: trees still leased are retired and go with
+// their last sandbox. It only touches directories under templates/.
 func (m *Manager) RemoveFiles(t *store.Template) error {
 	dir := filepath.Join(m.templatesDir(), t.ID)
 	if t.ID == "" || filepath.Base(dir) != t.ID || !strings.HasPrefix(t.RootfsDir, dir+string(filepath.Separator)) {
@@ -106,7 +107,36 @@ func (m *Manager) RemoveFiles(t *store.Template) error {
 	}
 	// No templates lock: a build holds it for minutes, and builds only
 	// write their own template's directory.
+	all := true
+	for _, p := range rootfsTrees(dir, "") {
+		gone, err := m.retire(p)
+		if err != nil {
+			return err
+		}
+		all = all && gone
+	}
+	if !all {
+		return nil
+	}
 	return removeTree(dir)
+}
+
+// rootfsTrees lists the rootfs trees in a template's directory, except keep
+// (not builds in progress, leases dirs or marks).
+func rootfsTrees(dir, keep string) []string {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, e := range entries {
+		p := filepath.Join(dir, e.Name())
+		if p == keep || !e.IsDir() || !strings.HasPrefix(e.Name(), "rootfs") || strings.HasSuffix(e.Name(), ".leases") || strings.HasPrefix(e.Name(), tmpPrefix) {
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
 }
 
 func (m *Manager) templatesDir() string { return filepath.Join(m.cfg.DataDir, "templates") }
@@ -234,25 +264,14 @@ func (m *Manager) ensure(ctx context.Context, b builtin, progress io.Writer) (*s
 	return rec, m.put(ctx, rec, StatusReady)
 }
 
-// pruneOldRootfs removes rootfs trees of older recipes that no mounted
-// sandbox uses as its lower layer any more; ones still in use stay until a
-// later start.
+// pruneOldRootfs retires the other rootfs trees of a template: removed now
+// when no sandbox runs on them, else by their last sandbox's release.
 func (m *Manager) pruneOldRootfs(dir, keep string) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return
-	}
-	for _, e := range entries {
-		p := filepath.Join(dir, e.Name())
-		if p == keep || !e.IsDir() || !strings.HasPrefix(e.Name(), "rootfs") || strings.HasPrefix(e.Name(), tmpPrefix) {
-			continue
-		}
-		if used, err := usedAsLower(p); err != nil || used {
-			continue
-		}
-		m.log.Info("removing template rootfs of an old recipe", "dir", p)
-		if err := removeTree(p); err != nil {
-			m.log.Warn("remove old template rootfs", "dir", p, "err", err)
+	for _, p := range rootfsTrees(dir, keep) {
+		if gone, err := m.retire(p); err != nil {
+			m.log.Warn("retire old template rootfs", "dir", p, "err", err)
+		} else if gone {
+			m.log.Info("removed template rootfs of an older build", "dir", p)
 		}
 	}
 }

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
 	"github.com/airlock-sandbox/airlock/internal/diskimg"
 	"github.com/airlock-sandbox/airlock/internal/runtime"
 )
@@ -57,6 +59,7 @@ type Driver struct {
 	cgroups cgroupLayout
 	limits  hostLimits
 	disks   *diskimg.Maker
+	seccomp *specs.LinuxSeccomp // every sandbox's profile, built once
 
 	mu    sync.Mutex
 	locks map[string]*sync.Mutex
@@ -117,13 +120,19 @@ func New(cfg Config, log *slog.Logger) (*Driver, error) {
 	if err != nil {
 		return nil, err
 	}
+	sc := denyListSeccomp(fl)
+	if !fl.ownKernel {
+		if sc, err = runcSeccomp(capabilities); err != nil {
+			return nil, err
+		}
+	}
 	limits := detectHostLimits()
 	if !limits.sysResource {
 		log.Warn("oci: no CAP_SYS_RESOURCE: sandbox init keeps the server's oom_score_adj and file limit",
 			"oom_score_adj", limits.oomScoreAdj, "nofile", limits.nofile)
 	}
 	log.Debug("oci driver ready", "runtime", cfg.Runtime, "binary", bin, "cgroups", cg.mode)
-	return &Driver{cfg: cfg, flavor: fl, log: log, cgroups: cg, limits: limits, disks: disks, locks: map[string]*sync.Mutex{}}, nil
+	return &Driver{cfg: cfg, flavor: fl, log: log, cgroups: cg, limits: limits, disks: disks, seccomp: sc, locks: map[string]*sync.Mutex{}}, nil
 }
 
 func findBinary(name, path string) (string, error) {
@@ -200,4 +209,5 @@ var (
 	_ runtime.Driver       = (*Driver)(nil)
 	_ runtime.Pauser       = (*Driver)(nil)
 	_ runtime.Checkpointer = (*Driver)(nil)
+	_ runtime.HostDisk     = (*Driver)(nil)
 )

@@ -46,6 +46,11 @@ type flavor struct {
 	// outside the disk limit, hidden from `df /`) on /tmp when the rootfs's
 	// /tmp is empty.
 	tmpfsOnEmptyTmp bool
+	// setuidInside lets setuid programs (sudo) raise privileges inside the
+	// sandbox (no_new_privs off). Only where sandbox root is not the
+	// host's root: gVisor's root is the sentry's; runc's is host uid 0
+	// until sandboxes get user namespaces.
+	setuidInside bool
 }
 
 var flavors = map[string]flavor{
@@ -59,7 +64,8 @@ var flavors = map[string]flavor{
 		// systrap works without KVM; sandbox networking joins the netns
 		// named in config.json and serves it with gVisor's netstack.
 		// --oci-seccomp makes the sentry enforce config.json's profile too.
-		globalArgs: []string{"--platform=systrap", "--network=sandbox", "--oci-seccomp"},
+		// --allow-suid: setuid programs (sudo) work inside, see setuidInside.
+		globalArgs: []string{"--platform=systrap", "--network=sandbox", "--oci-seccomp", "--allow-suid"},
 		passFD:     func(fd int) []string { return []string{"--pass-fd=3:" + strconv.Itoa(fd)} },
 		// runsc's gofer serves the rootfs from the host side.
 		hostOverlay: true,
@@ -85,6 +91,8 @@ var flavors = map[string]flavor{
 		diskSlackMB: func(mb int) int { return 64 + mb/32 },
 		// /tmp stays on the sandbox's disk, as on runc and on E2B.
 		tmpfsOnEmptyTmp: true,
+		// E2B users run `sudo apt-get install` as the default user.
+		setuidInside: true,
 	},
 }
 

@@ -136,14 +136,10 @@ func (d *Driver) mountDisk(ctx context.Context, spec runtime.Spec, b bundle) err
 	if d.flavor.diskSlackMB != nil {
 		mb += d.flavor.diskSlackMB(mb)
 	}
-	if d.cfg.DiskReserveMB > 0 {
-		var st unix.Statfs_t
-		if err := unix.Statfs(d.cfg.StateDir, &st); err != nil {
-			return fmt.Errorf("oci: %w", err)
-		}
-		if free := st.Bavail * uint64(st.Bsize); free < uint64(d.cfg.DiskReserveMB)<<20 {
-			return fmt.Errorf("oci: %d MiB free in %s, reserve %d MiB: %w", free>>20, d.cfg.StateDir, d.cfg.DiskReserveMB, runtime.ErrHostDiskLow)
-		}
+	if low, free, err := d.hostDisk(); err != nil {
+		return err
+	} else if low {
+		return fmt.Errorf("oci: %d MiB free in %s, reserve %d MiB: %w", free>>20, d.cfg.StateDir, d.cfg.DiskReserveMB, runtime.ErrHostDiskLow)
 	}
 	if err := d.disks.Make(ctx, b.diskImage(), mb); err != nil {
 		return fmt.Errorf("oci: %w", err)
@@ -152,6 +148,25 @@ func (d *Driver) mountDisk(ctx context.Context, spec runtime.Spec, b bundle) err
 		return fmt.Errorf("oci: %w", err)
 	}
 	return nil
+}
+
+// HostDiskLow reports whether the state dir's filesystem, which holds every
+// sandbox's disk image, is below the reserve kept for the server.
+func (d *Driver) HostDiskLow() (bool, error) {
+	low, _, err := d.hostDisk()
+	return low, err
+}
+
+func (d *Driver) hostDisk() (low bool, free uint64, err error) {
+	if d.cfg.DiskReserveMB <= 0 {
+		return false, 0, nil
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(d.cfg.StateDir, &st); err != nil {
+		return false, 0, fmt.Errorf("oci: %w", err)
+	}
+	free = st.Bavail * uint64(st.Bsize)
+	return free < uint64(d.cfg.DiskReserveMB)<<20, free, nil
 }
 
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }

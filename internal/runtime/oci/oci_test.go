@@ -239,6 +239,13 @@ func TestDiskReserve(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(e.cfg.StateDir, spec.ID)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("refused create left its bundle: %v", err)
 	}
+	if low, err := d.HostDiskLow(); !low || err != nil {
+		t.Errorf("HostDiskLow = %v, %v; want true below the reserve", low, err)
+	}
+	e.cfg.DiskReserveMB = 1 // a MiB is always free here
+	if low, err := e.driver(t).HostDiskLow(); low || err != nil {
+		t.Errorf("HostDiskLow with a 1 MiB reserve = %v, %v; want false", low, err)
+	}
 	spec.Resources.DiskMB = 0 // no disk of its own: nothing to reserve for
 	if _, err := d.Create(context.Background(), spec); err != nil {
 		t.Fatalf("Create without a disk limit: %v", err)

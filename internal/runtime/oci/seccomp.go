@@ -1,17 +1,53 @@
 package oci
 
 import (
+	"fmt"
 	goruntime "runtime"
+	"slices"
 
+	mobyseccomp "github.com/moby/profiles/seccomp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
-// deniedSyscalls fail with EPERM. The profile allows by default (so new,
-// harmless syscalls keep working) and denies what lets a process reach
-// kernel surface a sandbox has no use for: mounts and namespaces (escape
-// routes), modules and kexec, bpf and perf (large attack surface), the
-// kernel keyring, swap, reboot, the clock, raw I/O ports, io_uring (a
-// steady source of kernel CVEs) and file-handle opens (the "shocker" escape).
+// runcSeccomp is the profile of a sandbox whose syscalls reach the host
+// kernel: default deny, with Docker's maintained allowlist (moby/profiles)
+// for the sandbox's capabilities, and on top of it none of deniedSyscalls
+// even where Docker allows them (the clock, for one) and no socketcall,
+// whose arguments seccomp cannot see (it would reopen the socket families
+// the allowlist closes, AF_VSOCK and AF_ALG among them, to 32-bit code).
+// Syscalls newer than the list get ENOSYS from runc, so libc falls back.
+func runcSeccomp(caps []string) (*specs.LinuxSeccomp, error) {
+	sc, err := mobyseccomp.GetDefaultProfile(&specs.Spec{Process: &specs.Process{
+		Capabilities: &specs.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps},
+	}})
+	if err != nil {
+		return nil, fmt.Errorf("oci: seccomp allowlist: %w", err)
+	}
+	if sc.DefaultAction == specs.ActAllow {
+		return nil, fmt.Errorf("oci: seccomp allowlist allows by default")
+	}
+	denied := append(slices.Clone(deniedSyscalls), "socketcall")
+	var rules []specs.LinuxSyscall
+	for _, r := range sc.Syscalls {
+		if r.Action == specs.ActAllow {
+			r.Names = slices.DeleteFunc(slices.Clone(r.Names), func(n string) bool { return slices.Contains(denied, n) })
+			if len(r.Names) == 0 {
+				continue
+			}
+		}
+		rules = append(rules, r)
+	}
+	sc.Syscalls = rules
+	return sc, nil
+}
+
+// deniedSyscalls fail with EPERM. For runsc the profile allows by default
+// and denies these; for runc the allowlist never lets them through. They
+// are what lets a process reach kernel surface a sandbox has no use for:
+// mounts and namespaces (escape routes), modules and kexec, bpf and perf
+// (large attack surface), the kernel keyring, swap, reboot, the clock, raw
+// I/O ports, io_uring (a steady source of kernel CVEs) and file-handle
+// opens (the "shocker" escape).
 //
 // ptrace stays allowed: debuggers and strace are normal in a code sandbox,
 // since Linux 4.8 seccomp is re-checked after a tracer changes a syscall so
@@ -74,7 +110,10 @@ func seccompArchs() []specs.Arch {
 	}
 }
 
-func seccompProfile(fl flavor) *specs.LinuxSeccomp {
+// denyListSeccomp is the profile for a runtime with its own kernel
+// (gVisor): there config.json's rules guard the sentry, which implements
+// syscalls in user space, so a deny-list of the dangerous ones suffices.
+func denyListSeccomp(fl flavor) *specs.LinuxSeccomp {
 	eperm := uint(1) // EPERM
 	enosys := uint(38)
 	eafnosupport := uint(97) // as a kernel without the family answers

@@ -64,7 +64,7 @@ func (d *Driver) ociSpec(spec runtime.Spec, b bundle) *specs.Spec {
 				Permitted: capabilities,
 			},
 			Rlimits:         []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: d.limits.nofile, Soft: d.limits.nofile}},
-			NoNewPrivileges: true,
+			NoNewPrivileges: !d.flavor.setuidInside,
 			OOMScoreAdj:     &oom,
 		},
 		Hostname: spec.Hostname,
@@ -75,7 +75,7 @@ func (d *Driver) ociSpec(spec runtime.Spec, b bundle) *specs.Spec {
 			Namespaces:    d.namespaces(spec),
 			MaskedPaths:   maskedPaths,
 			ReadonlyPaths: readonlyPaths,
-			Seccomp:       seccompProfile(d.flavor),
+			Seccomp:       d.seccomp,
 		},
 	}
 	if d.flavor.nprocLimit && spec.Resources.PidsMax > 0 {
