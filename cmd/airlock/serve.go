@@ -39,13 +39,16 @@ type serveOptions struct {
 	runtime string
 	// diskReserveMB is host disk the data dir keeps free for the server.
 	diskReserveMB int
-	domain        string
-	bridge        string
-	subnet        string
-	tlsCert       string
-	tlsKey        string
-	verbose       bool
-	pool          int
+	// usernsBase is the first host id runc sandboxes' ids map to; 0 turns
+	// user namespaces off.
+	usernsBase int
+	domain     string
+	bridge     string
+	subnet     string
+	tlsCert    string
+	tlsKey     string
+	verbose    bool
+	pool       int
 
 	allowPrivateEgress bool
 	protect            []string
@@ -85,6 +88,7 @@ API key. Sandboxes keep running across a restart of the server.`,
 	f.StringSliceVar(&o.protect, "protect", envList("AIRLOCK_PROTECT"), "more IPv4 ranges no sandbox may reach, on top of the private, link-local and host ranges (repeatable; env AIRLOCK_PROTECT, comma-separated)")
 	f.BoolVar(&o.verbose, "verbose", false, "debug logging")
 	f.IntVar(&o.diskReserveMB, "disk-reserve-mb", envInt("AIRLOCK_DISK_RESERVE_MB", oci.DefaultDiskReserveMB), "free space the data dir's filesystem keeps for the server's store and logs: creates fail with 503 below it; negative for none (env AIRLOCK_DISK_RESERVE_MB)")
+	f.IntVar(&o.usernsBase, "runc-userns-base", envInt("AIRLOCK_RUNC_USERNS_BASE", defaultUsernsBase), "runc sandboxes run in user namespaces mapping their ids 0-65535 to host ids from this one, so sandbox root is an unprivileged host user (and sudo works inside); 0 for none, sandbox root is then host root (env AIRLOCK_RUNC_USERNS_BASE)")
 	f.IntVar(&o.pool, "pool-size", envInt("AIRLOCK_POOL_SIZE", 0), "warm pool: booted sandboxes kept ready per default template; 0 disables it (env AIRLOCK_POOL_SIZE)")
 	f.IntVar(&o.limits.MaxSandboxes, "team-max-sandboxes", envInt("AIRLOCK_TEAM_MAX_SANDBOXES", 100), "running sandboxes per team at once; 0 for no limit (env AIRLOCK_TEAM_MAX_SANDBOXES)")
 	f.IntVar(&o.limits.MaxMemoryMB, "team-max-memory-mb", envInt("AIRLOCK_TEAM_MAX_MEMORY_MB", 0), "memory of a team's running sandboxes together, in MiB; 0 for no limit (env AIRLOCK_TEAM_MAX_MEMORY_MB)")
@@ -273,17 +277,34 @@ func envList(name string) []string {
 	return nil
 }
 
+// defaultUsernsBase is 2^30: far above the ids of host users and of the
+// usual subordinate ranges (/etc/subuid starts at 100000), below 2^31,
+// where some tools take ids for negative.
+const defaultUsernsBase = 1 << 30
+
 // runtimeDrivers opens the default runtime's driver (runsc when installed,
 // unless --runtime says otherwise) and every other installed one, which
 // templates and create requests may name.
 func runtimeDrivers(o serveOptions, log *slog.Logger) (runtime.Driver, []runtime.Driver, error) {
 	open := func(name string) (runtime.Driver, error) {
-		return oci.New(oci.Config{
+		cfg := oci.Config{
 			Runtime:       name,
 			StateDir:      filepath.Join(o.dataDir, "sandboxes"), // shared: each bundle says whose it is
 			RuntimeRoot:   runtimeRoot(o.dataDir, name),
 			DiskReserveMB: o.diskReserveMB,
-		}, log)
+		}
+		if name == oci.RuntimeRunc && o.usernsBase > 0 {
+			cfg.UserNS = &oci.IDRange{HostID: uint32(o.usernsBase), Size: 65536}
+			// Sandbox root (that host gid) resolves paths under the data
+			// dir while runc sets up its mounts; nobody else may.
+			if err := os.Chown(o.dataDir, -1, o.usernsBase); err != nil {
+				return nil, err
+			}
+			if err := os.Chmod(o.dataDir, 0o710); err != nil {
+				return nil, err
+			}
+		}
+		return oci.New(cfg, log)
 	}
 	def := o.runtime
 	var driver runtime.Driver

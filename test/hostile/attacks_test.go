@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -108,6 +109,9 @@ r, e = sc(323, 0)
 print("userfaultfd", r, e)
 if r >= 0: print("OK userfaultfd")
 `), verdict: runcMustFail},
+		// On runc sandbox root is an unprivileged host user (a user
+		// namespace): what it writes is owned by that user on the host.
+		attack{name: "root-is-not-host-root (runc)", runtimes: []string{"runc"}, script: `id -u; : > /tmp/owner-probe; echo "SANDBOX $E2B_SANDBOX_ID"`, verdict: hostOwnerVerdict},
 		attack{name: "user-namespace", script: `unshare -Ur id && echo "OK unshare"; unshare -m true && echo "OK mount ns"; true`, verdict: mustFail},
 		attack{name: "kernel-modules", script: py(sys+`
 r, e = sc(313, -1, b"", 0)  # finit_module
@@ -284,6 +288,28 @@ func diskVerdict(t *testing.T, h *host, out string) {
 		}
 	}
 	t.Errorf("no df line for / in %q", clip(out))
+}
+
+// hostOwnerVerdict finds the file the sandbox's root made in its upper
+// layer on the host and fails if host root owns it.
+func hostOwnerVerdict(t *testing.T, h *host, out string) {
+	var id string
+	for _, line := range strings.Split(out, "\n") {
+		if v, ok := strings.CutPrefix(line, "SANDBOX "); ok {
+			id = strings.TrimSpace(v)
+		}
+	}
+	if id == "" || strings.ContainsAny(id, "/.") {
+		t.Fatalf("no sandbox ID in %q", clip(out))
+	}
+	p := filepath.Join(os.Getenv("AIRLOCK_TEST_DATA_DIR"), "sandboxes", id, "disk", "upper", "tmp", "owner-probe")
+	fi, err := os.Lstat(p)
+	if err != nil {
+		t.Fatalf("the sandbox root's file is not where the host expects it: %v", err)
+	}
+	if uid := fi.Sys().(*syscall.Stat_t).Uid; uid == 0 || uid < 65536 {
+		t.Errorf("a file made by root in the sandbox belongs to host uid %d: sandbox root is a privileged host user", uid)
+	}
 }
 
 // floodVerdict: the 200 MB of output did not take the server with it.

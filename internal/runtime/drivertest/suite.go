@@ -87,7 +87,12 @@ type harness struct {
 
 func (s *suite) harness(t *testing.T) *harness {
 	out := t.TempDir()
+	// 0777, and its parent passable: in a user namespace sandbox root is
+	// an unprivileged host user.
 	if err := os.Chmod(out, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Dir(out), 0o711); err != nil {
 		t.Fatal(err)
 	}
 	return &harness{t: t, s: s, d: s.o.NewDriver(t), out: out}

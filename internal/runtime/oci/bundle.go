@@ -29,6 +29,7 @@ func (b bundle) diskImage() string  { return filepath.Join(b.dir, "disk.img") }
 func (b bundle) upper() string      { return filepath.Join(b.disk(), "upper") }
 func (b bundle) work() string       { return filepath.Join(b.disk(), "work") }
 func (b bundle) etc() string        { return filepath.Join(b.dir, "etc") }
+func (b bundle) lower() string      { return filepath.Join(b.dir, "lower") } // idmapped template, during create
 func (b bundle) meta() string       { return filepath.Join(b.dir, "meta.json") }
 func (b bundle) config() string     { return filepath.Join(b.dir, "config.json") }
 func (b bundle) runtimeLog() string { return filepath.Join(b.disk(), "runtime.log") }

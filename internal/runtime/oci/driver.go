@@ -44,6 +44,11 @@ type Config struct {
 	// images are sparse, so together they may promise more than is free.
 	// 0 means DefaultDiskReserveMB; negative means no reserve.
 	DiskReserveMB int
+	// UserNS, for runc, gives every sandbox a user namespace mapping its
+	// ids 0..Size-1 to host ids HostID..: sandbox root is then an
+	// unprivileged host user, and setuid programs (sudo) may raise
+	// privileges inside. nil: sandbox root is host root (runsc has its own).
+	UserNS *IDRange
 }
 
 // DefaultDiskReserveMB is the host disk space kept free for the server.
@@ -60,6 +65,7 @@ type Driver struct {
 	limits  hostLimits
 	disks   *diskimg.Maker
 	seccomp *specs.LinuxSeccomp // every sandbox's profile, built once
+	userns  *userns             // nil: no user namespaces
 
 	mu    sync.Mutex
 	locks map[string]*sync.Mutex
@@ -110,6 +116,7 @@ func New(cfg Config, log *slog.Logger) (*Driver, error) {
 			return nil, fmt.Errorf("oci: %w", err)
 		}
 	}
+
 	if cfg.DiskReserveMB == 0 {
 		cfg.DiskReserveMB = DefaultDiskReserveMB
 	}
@@ -126,13 +133,28 @@ func New(cfg Config, log *slog.Logger) (*Driver, error) {
 			return nil, err
 		}
 	}
+	var uns *userns
+	if cfg.UserNS != nil {
+		if fl.ownKernel {
+			return nil, fmt.Errorf("oci: user namespaces are for runc; %s isolates with its own kernel", cfg.Runtime)
+		}
+		if uns, err = newUserns(*cfg.UserNS); err != nil {
+			return nil, err
+		}
+		if err := uns.checkPassable(cfg.StateDir); err != nil {
+			return nil, err
+		}
+		if err := uns.letPass(cfg.StateDir); err != nil {
+			return nil, err
+		}
+	}
 	limits := detectHostLimits()
 	if !limits.sysResource {
 		log.Warn("oci: no CAP_SYS_RESOURCE: sandbox init keeps the server's oom_score_adj and file limit",
 			"oom_score_adj", limits.oomScoreAdj, "nofile", limits.nofile)
 	}
 	log.Debug("oci driver ready", "runtime", cfg.Runtime, "binary", bin, "cgroups", cg.mode)
-	return &Driver{cfg: cfg, flavor: fl, log: log, cgroups: cg, limits: limits, disks: disks, seccomp: sc, locks: map[string]*sync.Mutex{}}, nil
+	return &Driver{cfg: cfg, flavor: fl, log: log, cgroups: cg, limits: limits, disks: disks, seccomp: sc, userns: uns, locks: map[string]*sync.Mutex{}}, nil
 }
 
 func findBinary(name, path string) (string, error) {
@@ -169,6 +191,13 @@ type Capabilities struct {
 func (d *Driver) Capabilities() Capabilities {
 	return Capabilities{Pause: true, Checkpoint: d.flavor.checkpoint}
 }
+
+// UserNamespaces reports whether sandboxes get user namespaces (runc with
+// Config.UserNS), so sandbox root is not the host's.
+func (d *Driver) UserNamespaces() bool { return d.userns != nil }
+
+// setuidInside says whether setuid programs may raise privileges inside.
+func (d *Driver) setuidInside() bool { return d.flavor.setuidInside || d.userns != nil }
 
 // CgroupMode reports the detected cgroup layout: "v1", "v2" or "hybrid".
 func (d *Driver) CgroupMode() string { return string(d.cgroups.mode) }

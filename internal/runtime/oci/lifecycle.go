@@ -60,7 +60,15 @@ func (d *Driver) Create(ctx context.Context, spec runtime.Spec) (info runtime.In
 		extra = []*os.File{spec.ReadyFile} // descriptor 3 of the runtime
 		args = append(args, d.flavor.passFD(runtime.ReadyFD)...)
 	}
-	if err := d.runDetached(ctx, b.runtimeLog(), extra, d.diskArgs(spec), append(args, spec.ID)...); err != nil {
+	err = d.runDetached(ctx, b.runtimeLog(), extra, d.diskArgs(spec), append(args, spec.ID)...)
+	if d.userns != nil {
+		// The overlay is mounted (or never will be): it holds the idmapped
+		// view itself.
+		if uerr := unmountLower(b.lower()); err == nil {
+			err = uerr
+		}
+	}
+	if err != nil {
 		return runtime.Info{}, err
 	}
 	pid, err := b.readPid()
@@ -91,6 +99,11 @@ func (d *Driver) prepareBundle(ctx context.Context, spec runtime.Spec, b bundle)
 			return meta{}, fmt.Errorf("oci: %w", err)
 		}
 	}
+	if d.userns != nil {
+		if err := d.userns.letPass(b.dir); err != nil {
+			return meta{}, err
+		}
+	}
 	hostname := spec.Hostname
 	if hostname == "" {
 		hostname = spec.ID
@@ -104,11 +117,21 @@ func (d *Driver) prepareBundle(ctx context.Context, spec runtime.Spec, b bundle)
 			return meta{}, fmt.Errorf("oci: keep /tmp on disk: %w", err)
 		}
 	}
+	if d.userns != nil {
+		for _, dir := range []string{b.upper(), b.work()} {
+			if err := d.userns.chownTree(dir); err != nil {
+				return meta{}, fmt.Errorf("oci: give the sandbox's root its upper layer: %w", err)
+			}
+		}
+		if err := d.userns.mountLower(spec.RootfsDir, b.lower()); err != nil {
+			return meta{}, err
+		}
+	}
 	// runc mounts the overlay itself, inside the container's mount
 	// namespace (the first entry of config.json's mounts): a host mount per
 	// sandbox would make every later create slower, as runc and the kernel
 	// walk the host's whole mount table (measured: +40 ms at 500 sandboxes).
-	if _, err := b.overlayOptions(spec.RootfsDir); err != nil {
+	if _, err := b.overlayOptions(d.lowerDir(spec, b)); err != nil {
 		return meta{}, err
 	}
 	if d.flavor.hostOverlay {
@@ -169,6 +192,15 @@ func (d *Driver) hostDisk() (low bool, free uint64, err error) {
 	return free < uint64(d.cfg.DiskReserveMB)<<20, free, nil
 }
 
+// lowerDir is the overlay's lower layer: the template, or its idmapped
+// view when sandboxes have user namespaces.
+func (d *Driver) lowerDir(spec runtime.Spec, b bundle) string {
+	if d.userns != nil {
+		return b.lower()
+	}
+	return spec.RootfsDir
+}
+
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
 // diskArgs are the runtime's flags for spec's disk limit.
@@ -210,6 +242,9 @@ func (d *Driver) cleanup(ctx context.Context, id string) error {
 	}
 	b := d.bundle(id)
 	if err := b.unmountOverlay(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := unmountLower(b.lower()); err != nil {
 		errs = append(errs, err)
 	}
 	if err := diskimg.Unmount(b.disk()); err != nil {

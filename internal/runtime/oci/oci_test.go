@@ -90,6 +90,25 @@ func runSuite(t *testing.T, rt string) {
 
 func TestConformanceRunc(t *testing.T) { runSuite(t, oci.RuntimeRunc) }
 
+// testUserNS is the host id range of the user-namespace tests' sandboxes.
+var testUserNS = oci.IDRange{HostID: 1 << 30, Size: 65536}
+
+// TestConformanceRuncUserns runs the suite with user namespaces.
+func TestConformanceRuncUserns(t *testing.T) {
+	e := newEnv(t, oci.RuntimeRunc)
+	e.cfg.UserNS = &testUserNS
+	// Sandbox root (an unprivileged host user) must pass the test's dirs.
+	if err := os.Chmod(filepath.Dir(e.cfg.StateDir), 0o711); err != nil {
+		t.Fatal(err)
+	}
+	drivertest.RunWithOptions(t, drivertest.Options{
+		NewDriver: func(t *testing.T) runtime.Driver { return e.driver(t) },
+		Rootfs:    drivertest.BusyboxRootfs(t),
+		Leak:      &e.leak,
+		StateDir:  e.cfg.StateDir,
+	})
+}
+
 // TestConformanceRunsc runs when AIRLOCK_TEST_RUNSC=1 (CI sets it) or when
 // runsc is installed; with the variable set, a missing binary is a failure.
 func TestConformanceRunsc(t *testing.T) {

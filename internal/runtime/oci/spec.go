@@ -64,7 +64,7 @@ func (d *Driver) ociSpec(spec runtime.Spec, b bundle) *specs.Spec {
 				Permitted: capabilities,
 			},
 			Rlimits:         []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: d.limits.nofile, Soft: d.limits.nofile}},
-			NoNewPrivileges: !d.flavor.setuidInside,
+			NoNewPrivileges: !d.setuidInside(),
 			OOMScoreAdj:     &oom,
 		},
 		Hostname: spec.Hostname,
@@ -77,6 +77,10 @@ func (d *Driver) ociSpec(spec runtime.Spec, b bundle) *specs.Spec {
 			ReadonlyPaths: readonlyPaths,
 			Seccomp:       d.seccomp,
 		},
+	}
+	if d.userns != nil {
+		s.Linux.UIDMappings, s.Linux.GIDMappings = d.userns.mappings(), d.userns.mappings()
+		s.Linux.MaskedPaths = append(append([]string(nil), maskedPaths...), usernsMaskedPaths...)
 	}
 	if d.flavor.nprocLimit && spec.Resources.PidsMax > 0 {
 		n := uint64(spec.Resources.PidsMax)
@@ -104,6 +108,9 @@ func (d *Driver) namespaces(spec runtime.Spec) []specs.LinuxNamespace {
 	}
 	if d.cgroups.mode == cgroupV2 {
 		ns = append(ns, specs.LinuxNamespace{Type: specs.CgroupNamespace})
+	}
+	if d.userns != nil {
+		ns = append(ns, specs.LinuxNamespace{Type: specs.UserNamespace})
 	}
 	return ns
 }
@@ -143,10 +150,23 @@ func (d *Driver) mounts(spec runtime.Spec, b bundle) []specs.Mount {
 		{Destination: "/etc/hostname", Type: "bind", Source: b.hostnameFile(), Options: []string{"bind", "ro", "nosuid", "nodev", "noexec"}},
 		{Destination: "/etc/hosts", Type: "bind", Source: b.hostsFile(), Options: []string{"bind", "ro", "nosuid", "nodev", "noexec"}},
 	}
+	if d.userns != nil {
+		// A user namespace may not mount a sysfs for a network namespace
+		// it does not own (ours are made by the host): bind the host's
+		// read-only (recursively: a mount namespace of a user namespace
+		// may not uncover what is under the host's submounts). Its
+		// network entries are masked (usernsMaskedPaths) and its files
+		// belong to host root, which the sandbox's root is not.
+		for i := range ms {
+			if ms[i].Type == "sysfs" {
+				ms[i] = specs.Mount{Destination: "/sys", Type: "bind", Source: "/sys", Options: []string{"rbind", "ro", "nosuid", "noexec", "nodev"}}
+			}
+		}
+	}
 	if !d.flavor.hostOverlay {
 		// Mounted on the (empty) rootfs dir before anything else, so the
 		// sandbox's root exists only in its own mount namespace.
-		opts, _ := b.overlayOptions(spec.RootfsDir) // validated by prepareBundle
+		opts, _ := b.overlayOptions(d.lowerDir(spec, b)) // validated by prepareBundle
 		root := specs.Mount{Destination: "/", Type: "overlay", Source: "overlay", Options: append(strings.Split(opts, ","), "nodev")}
 		ms = append([]specs.Mount{root}, ms...)
 	}
