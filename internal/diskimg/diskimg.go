@@ -32,6 +32,10 @@ const MinMB = 32
 // written, but the number is still the operator's promise of space.
 const MaxMB = 1 << 20
 
+// blankRecipe names how blank images are made; bump it with the mkfs
+// options, so a cache made by an older build is not used (and is removed).
+const blankRecipe = "r2"
+
 // ErrSize is returned for sizes outside [MinMB, MaxMB].
 var ErrSize = errors.New("diskimg: size out of range")
 
@@ -62,6 +66,14 @@ func NewMaker(dir string) (*Maker, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("diskimg: %w", err)
 	}
+	// Blanks of an older recipe go.
+	if imgs, err := filepath.Glob(filepath.Join(dir, "*.img")); err == nil {
+		for _, p := range imgs {
+			if !strings.HasSuffix(p, "-"+blankRecipe+".img") {
+				_ = os.Remove(p)
+			}
+		}
+	}
 	// Half-made blanks of a crashed run; a minute is far longer than mkfs
 	// takes, so none of these is being written now.
 	if tmps, err := filepath.Glob(filepath.Join(dir, "*.tmp")); err == nil {
@@ -88,7 +100,7 @@ func (m *Maker) Make(ctx context.Context, path string, sizeMB int) error {
 
 // blank returns the cached blank image of sizeMB, making it on first use.
 func (m *Maker) blank(ctx context.Context, sizeMB int) (string, error) {
-	path := filepath.Join(m.dir, strconv.Itoa(sizeMB)+".img")
+	path := filepath.Join(m.dir, strconv.Itoa(sizeMB)+"-"+blankRecipe+".img")
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.ready[sizeMB] {

@@ -245,6 +245,23 @@ print("made", n)
 				t.Errorf("the inode bomb did not meet ENOSPC within 90 s: %q", clip(out))
 			}
 		}},
+		// inotify instances are a per-user count shared up the namespace
+		// tree: a sandbox holding all it can get (detached, so the verdict
+		// runs while it holds them) must leave host root some.
+		attack{name: "inotify-exhaustion", timeout: 60 * time.Second, script: `rm -f /tmp/ino.count; (python3 -c '
+import ctypes, time
+libc = ctypes.CDLL(None, use_errno=True)
+n = 0
+while n < 200000 and libc.inotify_init1(0) >= 0: n += 1
+open("/tmp/ino.count", "w").write(str(n))
+time.sleep(15)' </dev/null >/dev/null 2>&1 &) ; i=0; while [ ! -s /tmp/ino.count ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; echo "held $(cat /tmp/ino.count)"`, verdict: func(t *testing.T, h *host, out string) {
+			fd, err := syscall.InotifyInit1(syscall.IN_CLOEXEC)
+			if err != nil {
+				t.Errorf("ESCAPE-DOS: with a sandbox holding inotify instances (%s), host root cannot make one: %v", strings.TrimSpace(out), err)
+				return
+			}
+			syscall.Close(fd)
+		}},
 		attack{name: "stdout-flood-200MB", timeout: 120 * time.Second, script: `head -c 200000000 /dev/zero | tr '\0' 'x'; echo`, verdict: floodVerdict},
 		// On runsc the bomb's memory (a thousand shells) can make the host
 		// OOM-kill the sentry: the sandbox dies whole (threat model).

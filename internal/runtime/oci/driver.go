@@ -147,6 +147,7 @@ func New(cfg Config, log *slog.Logger) (*Driver, error) {
 		if err := uns.letPass(cfg.StateDir); err != nil {
 			return nil, err
 		}
+		raiseHostLimits(log)
 	}
 	limits := detectHostLimits()
 	if !limits.sysResource {

@@ -75,6 +75,11 @@ func (d *Driver) Create(ctx context.Context, spec runtime.Spec) (info runtime.In
 	if err != nil {
 		return runtime.Info{}, fmt.Errorf("oci: %s started without a pid file: %w", spec.ID, err)
 	}
+	if d.userns != nil {
+		if err := d.userns.limitSandbox(ctx, pid); err != nil {
+			return runtime.Info{}, err
+		}
+	}
 	return runtime.Info{ID: spec.ID, PID: pid, State: runtime.StateRunning, Created: m.Created, Labels: spec.Labels}, nil
 }
 

@@ -273,3 +273,49 @@ func TestDiskReserve(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestRuncUsernsLimits: a sandbox's user namespace has per-user limits of
+// its own (set from the host right after start), so it cannot use up host
+// root's, and its root cannot raise them.
+func TestRuncUsernsLimits(t *testing.T) {
+	e := newEnv(t, oci.RuntimeRunc)
+	e.cfg.UserNS = &testUserNS
+	if err := os.Chmod(filepath.Dir(e.cfg.StateDir), 0o711); err != nil {
+		t.Fatal(err)
+	}
+	before := leakcheck.MustSnapshot(t, e.leak)
+	t.Cleanup(func() { leakcheck.Check(t, before) })
+	d := e.driver(t)
+	out := t.TempDir()
+	if err := os.Chmod(out, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Dir(out), 0o711); err != nil {
+		t.Fatal(err)
+	}
+	f := "/proc/sys/user/max_inotify_instances"
+	script := `while [ "$(cat ` + f + `)" = 2147483647 ]; do sleep 0.05; done; cat ` + f + ` > /out/v.tmp
+echo 100000 > ` + f + ` 2>/dev/null && echo raised >> /out/v.tmp; mv /out/v.tmp /out/v; exec sleep 1000`
+	spec := runtime.Spec{
+		ID: "limits", RootfsDir: drivertest.BusyboxRootfs(t),
+		Args:      []string{"/bin/sh", "-c", script},
+		Mounts:    []runtime.Mount{{Source: out, Destination: "/out"}},
+		Resources: runtime.Resources{CPUCount: 1, MemoryMB: 64, PidsMax: 16},
+	}
+	ctx := context.Background()
+	if _, err := d.Create(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	defer d.Kill(ctx, spec.ID)
+	var got []byte
+	waitFor(t, func() bool { got, _ = os.ReadFile(filepath.Join(out, "v")); return len(got) > 0 })
+	if string(got) != "128\n" {
+		t.Errorf("inside the sandbox %s = %q, want 128 and not raisable", f, got)
+	}
+	if host, _ := os.ReadFile("/proc/sys/fs/inotify/max_user_instances"); strings.TrimSpace(string(host)) == "128" {
+		t.Error("the host's own inotify instance limit is still 128: sandboxes' 128 each would use it up")
+	}
+	if err := d.Kill(ctx, spec.ID); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -16,6 +16,7 @@ import (
 // whose arguments seccomp cannot see (it would reopen the socket families
 // the allowlist closes, AF_VSOCK and AF_ALG among them, to 32-bit code).
 // Syscalls newer than the list get ENOSYS from runc, so libc falls back.
+// Only the native ABI is allowed (see below).
 func runcSeccomp(caps []string) (*specs.LinuxSeccomp, error) {
 	sc, err := mobyseccomp.GetDefaultProfile(&specs.Spec{Process: &specs.Process{
 		Capabilities: &specs.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps},
@@ -38,6 +39,14 @@ func runcSeccomp(caps []string) (*specs.LinuxSeccomp, error) {
 		rules = append(rules, r)
 	}
 	sc.Syscalls = rules
+	// The native ABI only: 32-bit (x86, x32) syscalls are refused outright,
+	// which closes the int 0x80 route around the filter, and compiling the
+	// allowlist for three ABIs cost runc 30 ms a start (measured: create +
+	// kill 85-100 ms with three, 59-69 ms with one, 57-65 ms for the old
+	// deny-list).
+	if archs := seccompArchs(); len(archs) > 0 {
+		sc.Architectures = archs[:1]
+	}
 	return sc, nil
 }
 

@@ -60,6 +60,9 @@ func TestRuncSeccompIsAllowlist(t *testing.T) {
 			}
 		}
 	}
+	if len(sc.Architectures) != 1 {
+		t.Errorf("architectures %v, want the native one only (no 32-bit ABIs)", sc.Architectures)
+	}
 	if _, unconditional := allowedBy(sc, "clone"); unconditional {
 		t.Error("clone is allowed with any flags, namespace ones included")
 	}

@@ -1,12 +1,16 @@
 package oci
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -133,6 +137,47 @@ func (u *userns) checkPassable(dir string) error {
 		if p == "/" {
 			return nil
 		}
+	}
+}
+
+// Per-user kernel limits count up the user-namespace tree, against the
+// namespace's creator too (host root: a sandbox holding 128 inotify
+// instances left host root none). Each sandbox's namespace gets limits of
+// its own, which its root cannot raise (it lacks CAP_SYS_RESOURCE), and
+// the host's are raised so that sandboxes together do not exhaust them.
+const (
+	sandboxInotifyInstances = 128
+	sandboxInotifyWatches   = 65536
+	hostInotifyInstances    = 65536
+)
+
+// limitSandbox sets the per-user limits inside the user namespace of the
+// sandbox whose init is pid. Writing a namespace's user.* sysctls takes a
+// process in that namespace: nsenter joins it (it must be single-threaded
+// to, which a Go program is not) and the host's shell writes them.
+func (u *userns) limitSandbox(ctx context.Context, pid int) error {
+	script := fmt.Sprintf("echo %d > /proc/sys/user/max_inotify_instances && echo %d > /proc/sys/user/max_inotify_watches",
+		sandboxInotifyInstances, sandboxInotifyWatches)
+	out, err := exec.CommandContext(ctx, "nsenter", "--user", "--target", strconv.Itoa(pid), "--", "/bin/sh", "-c", script).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("oci: set the sandbox's per-user limits: %w: %s", err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// raiseHostLimits makes room at the host level for every sandbox's share.
+func raiseHostLimits(log *slog.Logger) {
+	const p = "/proc/sys/fs/inotify/max_user_instances"
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return
+	}
+	if cur, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil && cur < hostInotifyInstances {
+		if err := os.WriteFile(p, []byte(strconv.Itoa(hostInotifyInstances)), 0o644); err != nil {
+			log.Warn("oci: cannot raise the host's inotify instance limit; sandboxes share host root's", "limit", cur, "err", err)
+			return
+		}
+		log.Info("oci: raised the host's inotify instance limit: sandboxes' count against host root's", "from", cur, "to", hostInotifyInstances)
 	}
 }
 
