@@ -17,7 +17,7 @@ fi
 need_apt=()
 # What `airlock serve` needs; test-only packages are installed by
 # scripts/test-deps.sh, which scripts/test.sh runs first.
-for pkg in runc debootstrap nftables iptables iproute2 busybox-static e2fsprogs ca-certificates curl openssl git; do
+for pkg in runc debootstrap nftables iptables iproute2 busybox-static e2fsprogs lxcfs ca-certificates curl openssl git; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -26,6 +26,7 @@ import (
 	"github.com/airlock-sandbox/airlock/internal/gateway"
 	"github.com/airlock-sandbox/airlock/internal/network"
 	"github.com/airlock-sandbox/airlock/internal/orchestrator"
+	"github.com/airlock-sandbox/airlock/internal/procview"
 	"github.com/airlock-sandbox/airlock/internal/runtime"
 	"github.com/airlock-sandbox/airlock/internal/runtime/oci"
 	"github.com/airlock-sandbox/airlock/internal/template"
@@ -42,13 +43,15 @@ type serveOptions struct {
 	// usernsBase is the first host id runc sandboxes' ids map to; 0 turns
 	// user namespaces off.
 	usernsBase int
-	domain     string
-	bridge     string
-	subnet     string
-	tlsCert    string
-	tlsKey     string
-	verbose    bool
-	pool       int
+	// procView binds LXCFS's /proc files into runc sandboxes.
+	procView bool
+	domain   string
+	bridge   string
+	subnet   string
+	tlsCert  string
+	tlsKey   string
+	verbose  bool
+	pool     int
 
 	allowPrivateEgress bool
 	protect            []string
@@ -88,6 +91,7 @@ API key. Sandboxes keep running across a restart of the server.`,
 	f.StringSliceVar(&o.protect, "protect", envList("AIRLOCK_PROTECT"), "more IPv4 ranges no sandbox may reach, on top of the private, link-local and host ranges (repeatable; env AIRLOCK_PROTECT, comma-separated)")
 	f.BoolVar(&o.verbose, "verbose", false, "debug logging")
 	f.IntVar(&o.diskReserveMB, "disk-reserve-mb", envInt("AIRLOCK_DISK_RESERVE_MB", oci.DefaultDiskReserveMB), "free space the data dir's filesystem keeps for the server's store and logs: creates fail with 503 below it; negative for none (env AIRLOCK_DISK_RESERVE_MB)")
+	f.BoolVar(&o.procView, "runc-proc-view", envBool("AIRLOCK_RUNC_PROC_VIEW", true), "runc sandboxes read their own limits from /proc/meminfo, /proc/cpuinfo, /proc/stat, /proc/uptime (LXCFS, which stays running for them across server restarts); false shows them the host's (env AIRLOCK_RUNC_PROC_VIEW)")
 	f.IntVar(&o.usernsBase, "runc-userns-base", envInt("AIRLOCK_RUNC_USERNS_BASE", defaultUsernsBase), "runc sandboxes run in user namespaces mapping their ids 0-65535 to host ids from this one, so sandbox root is an unprivileged host user (and sudo works inside); 0 for none, sandbox root is then host root (env AIRLOCK_RUNC_USERNS_BASE)")
 	f.IntVar(&o.pool, "pool-size", envInt("AIRLOCK_POOL_SIZE", 0), "warm pool: booted sandboxes kept ready per default template; 0 disables it (env AIRLOCK_POOL_SIZE)")
 	f.IntVar(&o.limits.MaxSandboxes, "team-max-sandboxes", envInt("AIRLOCK_TEAM_MAX_SANDBOXES", 100), "running sandboxes per team at once; 0 for no limit (env AIRLOCK_TEAM_MAX_SANDBOXES)")
@@ -168,10 +172,11 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 		return fmt.Errorf("set up network: %w", err)
 	}
 	go net_.Guard(ctx, 2*time.Second)
-	driver, more, err := runtimeDrivers(o, log)
+	driver, more, closeDrivers, err := runtimeDrivers(ctx, o, log)
 	if err != nil {
 		return err
 	}
+	defer closeDrivers()
 	orch, err := orchestrator.New(orchestrator.Config{
 		Store:       st,
 		Driver:      driver,
@@ -284,8 +289,30 @@ const defaultUsernsBase = 1 << 30
 
 // runtimeDrivers opens the default runtime's driver (runsc when installed,
 // unless --runtime says otherwise) and every other installed one, which
-// templates and create requests may name.
-func runtimeDrivers(o serveOptions, log *slog.Logger) (runtime.Driver, []runtime.Driver, error) {
+// templates and create requests may name. The returned func releases what
+// they share with no sandbox (runc's /proc view).
+func runtimeDrivers(ctx context.Context, o serveOptions, log *slog.Logger) (runtime.Driver, []runtime.Driver, func(), error) {
+	var view *procview.View
+	var runc runtime.Driver
+	closeAll := func() {
+		if view == nil {
+			return
+		}
+		// Sandboxes the server leaves running (they are adopted on its
+		// next start) keep reading the view: it stays while runc has any.
+		inUse := func() bool {
+			if runc == nil {
+				return false
+			}
+			lctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			infos, err := runc.List(lctx)
+			return err != nil || len(infos) > 0
+		}
+		if err := view.Close(inUse); err != nil {
+			log.Warn("stop the runc /proc view", "err", err)
+		}
+	}
 	open := func(name string) (runtime.Driver, error) {
 		cfg := oci.Config{
 			Runtime:       name,
@@ -304,7 +331,28 @@ func runtimeDrivers(o serveOptions, log *slog.Logger) (runtime.Driver, []runtime
 				return nil, err
 			}
 		}
-		return oci.New(cfg, log)
+		if name == oci.RuntimeRunc && o.procView {
+			if _, err := oci.FindBinary(name); err != nil {
+				return nil, err // not installed: no view needed
+			}
+			v, err := procview.Start(ctx, procview.Config{Dir: filepath.Join(filepath.Dir(runtimeRoot(o.dataDir, name)), "lxcfs")}, log)
+			switch {
+			case errors.Is(err, procview.ErrNoLXCFS):
+				log.Warn("LXCFS is not installed: runc sandboxes see the host's memory and CPUs in /proc/meminfo, free and top (scripts/setup.sh installs it)")
+			case err != nil:
+				return nil, err
+			default:
+				view = v
+				for _, m := range v.Mounts() {
+					cfg.ProcView = append(cfg.ProcView, runtime.Mount{Source: m.Source, Destination: m.Destination, ReadOnly: true})
+				}
+			}
+		}
+		d, err := oci.New(cfg, log)
+		if err == nil && name == oci.RuntimeRunc {
+			runc = d
+		}
+		return d, err
 	}
 	def := o.runtime
 	var driver runtime.Driver
@@ -320,7 +368,8 @@ func runtimeDrivers(o serveOptions, log *slog.Logger) (runtime.Driver, []runtime
 		driver, err = open(def)
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("set up runtime %s: %w", def, err)
+		closeAll()
+		return nil, nil, nil, fmt.Errorf("set up runtime %s: %w", def, err)
 	}
 	var more []runtime.Driver
 	for _, name := range []string{oci.RuntimeRunsc, oci.RuntimeRunc} {
@@ -333,12 +382,13 @@ func runtimeDrivers(o serveOptions, log *slog.Logger) (runtime.Driver, []runtime
 			continue
 		}
 		if err != nil {
-			return nil, nil, fmt.Errorf("set up runtime %s: %w", name, err)
+			closeAll()
+			return nil, nil, nil, fmt.Errorf("set up runtime %s: %w", name, err)
 		}
 		more = append(more, d)
 	}
-	log.Info("runtimes", "default", def, "others", len(more))
-	return driver, more, nil
+	log.Info("runtimes", "default", def, "others", len(more), "runc_proc_view", view != nil)
+	return driver, more, closeAll, nil
 }
 
 // runtimeRoot is the OCI runtime's state dir for this data dir: servers with

@@ -38,7 +38,7 @@ func DefaultOptions() Options {
 		NetnsPrefix:   "airlock",
 		LinkPrefixes:  []string{"al", "airlock"},
 		CgroupParents: []string{"airlock"},
-		ProcessNames:  []string{"runc", "runsc", "envd"},
+		ProcessNames:  []string{"runc", "runsc", "envd", "lxcfs"},
 		NftPrefix:     "airlock",
 	}
 }

@@ -16,6 +16,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	goruntime "runtime"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -711,6 +714,58 @@ func TestSudo(t *testing.T) {
 			}
 			if res.code != 0 || !strings.HasSuffix(res.stdout, "\n0\nroot\n") {
 				t.Errorf("sudo as the default user on %s: exit %d, %q; want uid 0 and a root-owned file", rt, res.code, res.stdout)
+			}
+		})
+	}
+}
+
+// TestMachineView: inside a sandbox, free, /proc/meminfo, nproc and
+// /proc/uptime describe the sandbox (its template's size, its own boot),
+// not the host, on both runtimes: agents size their work from them.
+func TestMachineView(t *testing.T) {
+	var templates []struct {
+		Names    []string `json:"names"`
+		CPUCount int      `json:"cpuCount"`
+		MemoryMB int      `json:"memoryMB"`
+	}
+	if err := json.Unmarshal([]byte(must(t, 0, "template", "list", "--json").stdout), &templates); err != nil {
+		t.Fatal(err)
+	}
+	cpus, memMB := 0, 0
+	for _, tp := range templates {
+		if slices.Contains(tp.Names, "base") {
+			cpus, memMB = tp.CPUCount, tp.MemoryMB
+		}
+	}
+	if cpus == 0 || memMB == 0 {
+		t.Fatalf("template base not listed with a size: %+v", templates)
+	}
+	wantCPUs := min(cpus, goruntime.NumCPU())
+	for _, rt := range []string{"runsc", "runc"} {
+		t.Run(rt, func(t *testing.T) {
+			res := must(t, 0, "sandbox", "create", "--json", "--timeout", "5m", "--runtime", rt)
+			var created struct {
+				SandboxID string `json:"sandboxID"`
+			}
+			if err := json.Unmarshal([]byte(res.stdout), &created); err != nil || created.SandboxID == "" {
+				t.Fatalf("create --json output %q: %v", res.stdout, err)
+			}
+			defer run(t, "sandbox", "kill", created.SandboxID)
+			res = must(t, 0, "sandbox", "exec", created.SandboxID, "--",
+				`free -m | awk '/^Mem:/ {print $2}'; grep MemTotal /proc/meminfo | awk '{print $2}'; nproc; python3 -c 'import os; print(os.cpu_count())'; cut -d. -f1 /proc/uptime`)
+			got := strings.Fields(res.stdout)
+			if len(got) != 5 {
+				t.Fatalf("output %q: want 5 numbers", res.stdout)
+			}
+			want := []string{strconv.Itoa(memMB), strconv.Itoa(memMB * 1024), strconv.Itoa(wantCPUs), strconv.Itoa(wantCPUs)}
+			names := []string{"free -m total", "MemTotal kB", "nproc", "os.cpu_count()"}
+			for i, w := range want {
+				if got[i] != w {
+					t.Errorf("%s on %s = %s, want %s (the template's)", names[i], rt, got[i], w)
+				}
+			}
+			if up, err := strconv.Atoi(got[4]); err != nil || up > 300 {
+				t.Errorf("/proc/uptime on %s = %s s: want the sandbox's own (seconds), not the host's", rt, got[4])
 			}
 		})
 	}

@@ -262,6 +262,23 @@ time.sleep(15)' </dev/null >/dev/null 2>&1 &) ; i=0; while [ ! -s /tmp/ino.count
 			}
 			syscall.Close(fd)
 		}},
+		// runc sandboxes' /proc/meminfo and the like are served by LXCFS on
+		// the host, outside the sandbox's cgroup: a read flood (detached,
+		// so the verdict samples while it runs) must get no more host CPU
+		// through it than LXCFS's own bound. /proc/meminfo may not be
+		// written, and must still show the sandbox's limit afterwards.
+		attack{name: "lxcfs-read-flood (runc: gVisor's /proc is its own)", runtimes: []string{"runc"}, fresh: true, timeout: 60 * time.Second, script: `echo x > /proc/meminfo && echo "OK wrote /proc/meminfo"; umount /proc/meminfo && echo "OK unmounted the view"
+(python3 -c '
+import os, threading, time
+def loop():
+    fds = [os.open(p, os.O_RDONLY) for p in ("/proc/meminfo", "/proc/stat", "/proc/cpuinfo")]
+    end = time.time() + 12
+    while time.time() < end:
+        for fd in fds:
+            os.pread(fd, 65536, 0)
+for _ in range(8):
+    threading.Thread(target=loop).start()
+' </dev/null >/dev/null 2>&1 &); sleep 2; echo flooding`, verdict: lxcfsFloodVerdict},
 		attack{name: "stdout-flood-200MB", timeout: 120 * time.Second, script: `head -c 200000000 /dev/zero | tr '\0' 'x'; echo`, verdict: floodVerdict},
 		// On runsc the bomb's memory (a thousand shells) can make the host
 		// OOM-kill the sentry: the sandbox dies whole (threat model).
@@ -326,6 +343,40 @@ func hostOwnerVerdict(t *testing.T, h *host, out string) {
 	}
 	if uid := fi.Sys().(*syscall.Stat_t).Uid; uid == 0 || uid < 65536 {
 		t.Errorf("a file made by root in the sandbox belongs to host uid %d: sandbox root is a privileged host user", uid)
+	}
+}
+
+// lxcfsFloodVerdict samples the CPU time of every LXCFS daemon on the host
+// for 4 s while the sandbox floods it with reads.
+func lxcfsFloodVerdict(t *testing.T, h *host, out string) {
+	mustFail(t, h, out)
+	if !strings.Contains(out, "flooding") {
+		t.Fatalf("the flood did not start: %q", clip(out))
+	}
+	ticks := func() (n int) {
+		pids, _ := filepath.Glob("/proc/[0-9]*/comm")
+		for _, p := range pids {
+			if comm, err := os.ReadFile(p); err != nil || strings.TrimSpace(string(comm)) != "lxcfs" {
+				continue
+			}
+			st, err := os.ReadFile(filepath.Join(filepath.Dir(p), "stat"))
+			if err != nil {
+				continue
+			}
+			f := strings.Fields(string(st[strings.LastIndexByte(string(st), ')')+2:]))
+			u, _ := strconv.Atoi(f[11]) // utime, stime: fields 14, 15
+			s, _ := strconv.Atoi(f[12])
+			n += u + s
+		}
+		return n
+	}
+	const window = 4 * time.Second
+	t0 := ticks()
+	time.Sleep(window)
+	used := float64(ticks()-t0) / 100 / window.Seconds() // USER_HZ is 100
+	t.Logf("LXCFS used %.2f CPUs during the flood", used)
+	if used > 0.5*1.3 {
+		t.Errorf("ESCAPE-DOS: a sandbox's /proc reads took %.2f host CPUs in LXCFS, outside its own limit (bound 0.5)", used)
 	}
 }
 

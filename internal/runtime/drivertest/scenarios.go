@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/airlock-sandbox/airlock/internal/runtime"
 )
 
@@ -225,6 +227,56 @@ echo again > /again && cat /again > /out/after; exec sleep 1000`, files)
 
 // testPidsLimit starts far more processes than allowed: forks fail at the
 // limit, the task count never exceeds it and the init survives.
+// testMachineView checks a sandbox sees its own size, as agents size their
+// work from it: nproc and the online CPU list count its CPUs, not the
+// host's, and (with a /proc view) /proc/meminfo shows its memory limit.
+func testMachineView(t *testing.T, h *harness) {
+	var mask unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &mask); err != nil {
+		t.Fatal(err)
+	}
+	if mask.Count() < 2 {
+		t.Skipf("the host has %d CPU: a 1-CPU sandbox cannot tell", mask.Count())
+	}
+	spec := h.spec(`nproc > /out/nproc; cat /sys/devices/system/cpu/online > /out/online
+grep MemTotal /proc/meminfo > /out/mem; echo done > /out/done; exec sleep 1000`)
+	spec.Resources.CPUCount = 1
+	spec.Resources.MemoryMB = 96
+	h.create(spec)
+	h.waitFile("done", 30*time.Second)
+	if got := strings.TrimSpace(h.waitFile("nproc", time.Second)); got != "1" {
+		t.Errorf("nproc in a 1-CPU sandbox on a %d-CPU host = %s, want 1", mask.Count(), got)
+	}
+	if got := strings.TrimSpace(h.waitFile("online", time.Second)); h.s.o.ProcView && cpuListLen(t, got) != 1 {
+		t.Errorf("/sys/devices/system/cpu/online in a 1-CPU sandbox = %q, want one CPU", got)
+	}
+	mem := strings.Fields(h.waitFile("mem", time.Second))
+	if len(mem) != 3 {
+		t.Fatalf("MemTotal line: %q", mem)
+	}
+	kb := atoi(t, mem[1])
+	switch {
+	case h.s.o.ProcView && kb != 96*1024:
+		t.Errorf("/proc/meminfo MemTotal = %d kB in a 96 MiB sandbox, want %d", kb, 96*1024)
+	case !h.s.o.ProcView && kb == 96*1024:
+		t.Errorf("MemTotal shows the limit without a /proc view: is Options.ProcView wrong?")
+	}
+	h.kill(spec.ID)
+}
+
+// cpuListLen counts the CPUs in a kernel CPU list such as "0-2,5".
+func cpuListLen(t *testing.T, list string) int {
+	n := 0
+	for _, part := range strings.Split(list, ",") {
+		lo, hi, isRange := strings.Cut(part, "-")
+		if !isRange {
+			hi = lo
+		}
+		n += atoi(t, hi) - atoi(t, lo) + 1
+	}
+	return n
+}
+
 func testPidsLimit(t *testing.T, h *harness) {
 	const limit = 24
 	// ash exits when a fork fails, so the bomb runs in a child shell and

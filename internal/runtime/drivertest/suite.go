@@ -29,6 +29,9 @@ type Options struct {
 	// StateDir is where the driver keeps its bundles, for checks of what a
 	// sandbox costs the host.
 	StateDir string
+	// ProcView says /proc/meminfo inside shows the sandbox's memory limit
+	// (runsc always; runc with LXCFS binds, see oci.Config.ProcView).
+	ProcView bool
 }
 
 // Run runs every scenario against the driver with default leak checks.
@@ -52,6 +55,7 @@ func RunWithOptions(t *testing.T, o Options) {
 		{"ReadyFile", testReadyFile},
 		{"MemoryLimit", testMemoryLimit},
 		{"PidsLimit", testPidsLimit},
+		{"MachineView", testMachineView},
 		{"DiskLimit", testDiskLimit},
 		{"LeastPrivilege", testLeastPrivilege},
 		{"CrashedInit", testCrashedInit},

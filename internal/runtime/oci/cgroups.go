@@ -190,3 +190,40 @@ func (l cgroupLayout) exists(path string) bool {
 	}
 	return false
 }
+
+// prepareCpuset makes the sandboxes' parent in the v1 cpuset hierarchy
+// usable: a v1 cpuset starts with no CPUs and no memory nodes, and a child
+// may only take what its parent has. runc fills new levels from their
+// parent itself; runsc does not, and fails to set a sandbox's cpuset under
+// an empty parent.
+func (l cgroupLayout) prepareCpuset(parent string) error {
+	root, ok := l.v1["cpuset"]
+	if !ok {
+		return nil
+	}
+	dir := root
+	for _, part := range strings.Split(parent, "/") {
+		up := dir
+		dir = filepath.Join(dir, part)
+		if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("oci: cpuset parent: %w", err)
+		}
+		for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
+			cur, err := os.ReadFile(filepath.Join(dir, f))
+			if err != nil {
+				return fmt.Errorf("oci: cpuset parent: %w", err)
+			}
+			if strings.TrimSpace(string(cur)) != "" {
+				continue
+			}
+			from, err := os.ReadFile(filepath.Join(up, f))
+			if err != nil {
+				return fmt.Errorf("oci: cpuset parent: %w", err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, f), from, 0o644); err != nil {
+				return fmt.Errorf("oci: cpuset parent %s: %w", f, err)
+			}
+		}
+	}
+	return nil
+}

@@ -49,6 +49,10 @@ type Config struct {
 	// unprivileged host user, and setuid programs (sudo) may raise
 	// privileges inside. nil: sandbox root is host root (runsc has its own).
 	UserNS *IDRange
+	// ProcView, for runc, are read-only binds over /proc files that show
+	// the reader's own limits (LXCFS, see internal/procview). runsc's
+	// kernel has its own /proc and ignores them.
+	ProcView []runtime.Mount
 }
 
 // DefaultDiskReserveMB is the host disk space kept free for the server.
@@ -66,6 +70,7 @@ type Driver struct {
 	disks   *diskimg.Maker
 	seccomp *specs.LinuxSeccomp // every sandbox's profile, built once
 	userns  *userns             // nil: no user namespaces
+	cpus    cpuSet              // the CPUs sandboxes' cpusets are drawn from
 
 	mu    sync.Mutex
 	locks map[string]*sync.Mutex
@@ -154,9 +159,19 @@ func New(cfg Config, log *slog.Logger) (*Driver, error) {
 		log.Warn("oci: no CAP_SYS_RESOURCE: sandbox init keeps the server's oom_score_adj and file limit",
 			"oom_score_adj", limits.oomScoreAdj, "nofile", limits.nofile)
 	}
-	log.Debug("oci driver ready", "runtime", cfg.Runtime, "binary", bin, "cgroups", cg.mode)
-	return &Driver{cfg: cfg, flavor: fl, log: log, cgroups: cg, limits: limits, disks: disks, seccomp: sc, userns: uns, locks: map[string]*sync.Mutex{}}, nil
+	cpus, err := hostCPUs()
+	if err != nil {
+		return nil, err
+	}
+	if err := cg.prepareCpuset(cfg.CgroupParent); err != nil {
+		return nil, err
+	}
+	log.Debug("oci driver ready", "runtime", cfg.Runtime, "binary", bin, "cgroups", cg.mode, "cpus", len(cpus))
+	return &Driver{cfg: cfg, flavor: fl, log: log, cgroups: cg, limits: limits, disks: disks, seccomp: sc, userns: uns, cpus: cpus, locks: map[string]*sync.Mutex{}}, nil
 }
+
+// FindBinary locates an installed runtime the way New does.
+func FindBinary(runtime string) (string, error) { return findBinary(runtime, "") }
 
 func findBinary(name, path string) (string, error) {
 	if path != "" {

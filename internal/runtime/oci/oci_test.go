@@ -15,6 +15,7 @@ import (
 
 	"github.com/airlock-sandbox/airlock/internal/errdefs"
 	"github.com/airlock-sandbox/airlock/internal/leakcheck"
+	"github.com/airlock-sandbox/airlock/internal/procview"
 	"github.com/airlock-sandbox/airlock/internal/roottest"
 	"github.com/airlock-sandbox/airlock/internal/runtime"
 	"github.com/airlock-sandbox/airlock/internal/runtime/drivertest"
@@ -85,10 +86,30 @@ func runSuite(t *testing.T, rt string) {
 		Rootfs:    drivertest.BusyboxRootfs(t),
 		Leak:      &e.leak,
 		StateDir:  e.cfg.StateDir,
+		ProcView:  rt == oci.RuntimeRunsc, // gVisor's own /proc
 	})
 }
 
 func TestConformanceRunc(t *testing.T) { runSuite(t, oci.RuntimeRunc) }
+
+// withProcView gives the env's runc sandboxes an LXCFS view of their
+// limits, as airlock serve does, stopped when the test ends.
+func withProcView(t *testing.T, e *env) {
+	t.Helper()
+	dir := filepath.Join(filepath.Dir(e.cfg.StateDir), "lxcfs")
+	v, err := procview.Start(context.Background(), procview.Config{Dir: dir}, nil)
+	if err != nil {
+		t.Fatalf("procview: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := v.Close(nil); err != nil {
+			t.Errorf("procview close: %v", err)
+		}
+	})
+	for _, m := range v.Mounts() {
+		e.cfg.ProcView = append(e.cfg.ProcView, runtime.Mount{Source: m.Source, Destination: m.Destination, ReadOnly: true})
+	}
+}
 
 // testUserNS is the host id range of the user-namespace tests' sandboxes.
 var testUserNS = oci.IDRange{HostID: 1 << 30, Size: 65536}
@@ -101,11 +122,13 @@ func TestConformanceRuncUserns(t *testing.T) {
 	if err := os.Chmod(filepath.Dir(e.cfg.StateDir), 0o711); err != nil {
 		t.Fatal(err)
 	}
+	withProcView(t, &e) // as airlock serve runs runc
 	drivertest.RunWithOptions(t, drivertest.Options{
 		NewDriver: func(t *testing.T) runtime.Driver { return e.driver(t) },
 		Rootfs:    drivertest.BusyboxRootfs(t),
 		Leak:      &e.leak,
 		StateDir:  e.cfg.StateDir,
+		ProcView:  true,
 	})
 }
 

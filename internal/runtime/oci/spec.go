@@ -71,7 +71,7 @@ func (d *Driver) ociSpec(spec runtime.Spec, b bundle) *specs.Spec {
 		Mounts:   d.mounts(spec, b),
 		Linux: &specs.Linux{
 			CgroupsPath:   d.cgroupsPath(spec.ID),
-			Resources:     d.resources(spec.Resources),
+			Resources:     d.resources(spec.ID, spec.Resources),
 			Namespaces:    d.namespaces(spec),
 			MaskedPaths:   maskedPaths,
 			ReadonlyPaths: readonlyPaths,
@@ -115,7 +115,7 @@ func (d *Driver) namespaces(spec runtime.Spec) []specs.LinuxNamespace {
 	return ns
 }
 
-func (d *Driver) resources(r runtime.Resources) *specs.LinuxResources {
+func (d *Driver) resources(id string, r runtime.Resources) *specs.LinuxResources {
 	res := &specs.LinuxResources{
 		// Deny every device node; the runtime adds back its safe defaults
 		// (null, zero, full, random, urandom, tty, ptmx, pts).
@@ -129,7 +129,7 @@ func (d *Driver) resources(r runtime.Resources) *specs.LinuxResources {
 	if r.CPUCount > 0 {
 		period := uint64(cpuPeriod)
 		quota := int64(r.CPUCount) * cpuPeriod
-		res.CPU = &specs.LinuxCPU{Period: &period, Quota: &quota}
+		res.CPU = &specs.LinuxCPU{Period: &period, Quota: &quota, Cpus: d.cpus.pick(id, r.CPUCount)}
 	}
 	if r.PidsMax > 0 {
 		limit := r.PidsMax*max(d.flavor.pidsPerTask, 1) + d.flavor.pidsOverhead
@@ -161,6 +161,13 @@ func (d *Driver) mounts(spec runtime.Spec, b bundle) []specs.Mount {
 			if ms[i].Type == "sysfs" {
 				ms[i] = specs.Mount{Destination: "/sys", Type: "bind", Source: "/sys", Options: []string{"rbind", "ro", "nosuid", "noexec", "nodev"}}
 			}
+		}
+	}
+	if !d.flavor.ownKernel {
+		// The host kernel's /proc describes the host: bind the view of
+		// the sandbox's own limits (LXCFS) over the files it answers.
+		for _, m := range d.cfg.ProcView {
+			ms = append(ms, specs.Mount{Destination: m.Destination, Type: "bind", Source: m.Source, Options: []string{"bind", "ro", "nosuid", "nodev", "noexec"}})
 		}
 	}
 	if !d.flavor.hostOverlay {
