@@ -14,9 +14,11 @@ import (
 	"github.com/airlock-sandbox/airlock/sdk/sandbox"
 )
 
-const templateBuildLong = `Build a template from an existing ready one: copy its rootfs, run each --run
-command in the copy (with /bin/sh -c, as root, with network, in private mount
-and PID namespaces), and record the result under NAME. Rebuilding an existing
+const templateBuildLong = `Build a template from an existing ready one: run each --run command (with
+/bin/sh -c, as root) in a sandbox started from it, on the template's runtime
+(gVisor by default), with the sandbox's limits and a network that reaches
+the internet but not the host, its LAN, private ranges or other sandboxes;
+then record the source's tree plus the sandbox's changes under NAME. Rebuilding an existing
 NAME keeps its ID and replaces its rootfs; sandboxes already running keep the
 old one until they end.
 
@@ -50,10 +52,11 @@ func newTemplateBuildCmd(f *clientFlags) *cobra.Command {
 		storeSpec      string
 		public         bool
 		runtimeName    string
+		usernsBase     int
 	)
 	cmd := &cobra.Command{
 		Use:     "build NAME --from TEMPLATE [--run CMD]...",
-		Short:   "Build a template from another one plus shell commands (as root, on the server host)",
+		Short:   "Build a template from another one plus shell commands run in a sandbox (on the server host)",
 		Long:    templateBuildLong,
 		Example: templateBuildExample,
 		Args:    exactArgs(1),
@@ -73,7 +76,16 @@ func newTemplateBuildCmd(f *clientFlags) *cobra.Command {
 			}
 			defer st.Close()
 			log := slog.New(slog.NewTextHandler(errOf(cmd), &slog.HandlerOptions{Level: slog.LevelWarn}))
-			m := template.NewManager(template.Config{DataDir: dataDir}, st, log)
+			tcfg := template.Config{DataDir: dataDir}
+			if len(runs) > 0 {
+				runner, done, err := buildRunner(cmd.Context(), dataDir, usernsBase, log)
+				if err != nil {
+					return err
+				}
+				defer done()
+				tcfg.Steps = runner
+			}
+			m := template.NewManager(tcfg, st, log)
 			owner, err := tenancy.EnsureTeam(cmd.Context(), st, team)
 			if errors.Is(err, tenancy.ErrInvalidTeam) {
 				return usageErr(err)
@@ -107,13 +119,14 @@ func newTemplateBuildCmd(f *clientFlags) *cobra.Command {
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&from, "from", "", "template (name or ID) to start from (required)")
-	fl.StringArrayVar(&runs, "run", nil, "shell command to run in the template as root; repeatable, run in order")
+	fl.StringArrayVar(&runs, "run", nil, "shell command to run as root in the build sandbox; repeatable, run in order")
 	fl.StringVar(&startCmd, "start-cmd", "", "command envd starts in every new sandbox (default: the source's)")
 	fl.IntVar(&cpu, "cpu", 0, "default vCPUs of its sandboxes (default: the source's)")
 	fl.IntVar(&memoryMB, "memory-mb", 0, "default memory of its sandboxes in MiB (default: the source's)")
 	fl.StringVar(&team, "team", store.DefaultTeamID, "the team that owns the template (only its keys see it)")
 	fl.BoolVar(&public, "public", false, "let every team create sandboxes from it")
 	fl.StringVar(&runtimeName, "runtime", "", "runtime its sandboxes use unless a create names one: runsc (gVisor) or runc (default: the source's, else the server's)")
+	fl.IntVar(&usernsBase, "runc-userns-base", envInt("AIRLOCK_RUNC_USERNS_BASE", defaultUsernsBase), "as for airlock serve: the host ids a runc build sandbox's ids map to; 0 for none (env AIRLOCK_RUNC_USERNS_BASE)")
 	fl.StringVar(&storeSpec, "store", envOr("AIRLOCK_STORE", ""), storeFlagHelp)
 	fl.StringVar(&dataDir, "data-dir", envOr("AIRLOCK_DATA_DIR", "/var/lib/airlock"), "the server's data directory (env AIRLOCK_DATA_DIR)")
 	return cmd

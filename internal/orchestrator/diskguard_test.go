@@ -81,6 +81,10 @@ func TestDiskGuardPausesWriters(t *testing.T) {
 	if !said {
 		t.Errorf("the paused sandbox's log does not say why: %v", evs)
 	}
+	// Space first, growth after: a tick between the two reads (disk low?,
+	// then usage) must not see the old low with the new growth.
+	d.set(false, nil)
+	time.Sleep(2 * o.cfg.ReapInterval)
 	d.set(false, map[string]uint64{c.ID: 10_000})
 	time.Sleep(5 * o.cfg.ReapInterval)
 	if state(c.ID) != store.StateRunning {

@@ -56,6 +56,14 @@ type Spec struct {
 	// of being polled. Drivers that cannot pass descriptors ignore it; the
 	// caller keeps a fallback (the init's end of the pipe then just closes).
 	ReadyFile *os.File
+	// Stdio, when set, is the init process's stdout and stderr (default
+	// /dev/null). Only for sandboxes whose output the caller reads to
+	// the end (template builds): a file would let the sandbox fill it.
+	Stdio *os.File
+	// ExportLayer keeps every change the sandbox makes to its root in a
+	// host directory that a LayerExporter names (runsc: no overlay in
+	// the sentry's memory; the disk image still bounds it).
+	ExportLayer bool
 }
 
 // ReadyFD is the descriptor number under which the init process finds
@@ -137,6 +145,16 @@ func MarkPhase(ctx context.Context, name string) {
 // kept for the server, so the caller can stop the sandboxes that fill it.
 type HostDisk interface {
 	HostDiskLow() (bool, error)
+}
+
+// LayerExporter is the optional capability to name the host directory
+// holding a sandbox's changes to its root (an overlay upper layer: new and
+// changed files, whiteouts for deleted ones), for sandboxes created with
+// Spec.ExportLayer. Files there belong to host ids idBase + the sandbox's
+// ids (idBase is 0 without user namespaces). The sandbox should be paused
+// while it is read.
+type LayerExporter interface {
+	LayerDir(ctx context.Context, id string) (dir string, idBase uint32, err error)
 }
 
 // Pauser freezes a sandbox in memory and thaws it again.

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -90,7 +89,7 @@ func (m *Manager) Derive(ctx context.Context, opts DeriveOptions, progress io.Wr
 		return nil, err
 	}
 	fill := func(ctx context.Context, dir string, rep *reporter) error {
-		return m.fillDerived(ctx, from, opts.Run, dir, rep)
+		return m.fillDerived(ctx, from, opts.Run, rec.Runtime, dir, rep)
 	}
 	if err := m.build(ctx, rec, progress, fill); err != nil {
 		_ = os.Remove(filepath.Dir(rec.RootfsDir)) // only if empty: a new template's dir
@@ -162,7 +161,7 @@ func (m *Manager) derivedRecord(ctx context.Context, opts DeriveOptions, from *s
 }
 
 // fillDerived copies from's rootfs into dir and runs the steps in it.
-func (m *Manager) fillDerived(ctx context.Context, from *store.Template, steps []string, dir string, rep *reporter) error {
+func (m *Manager) fillDerived(ctx context.Context, from *store.Template, steps []string, runtimeName, dir string, rep *reporter) error {
 	const copyEnd, stepsEnd = 20, 95
 	copyPhase := "copy " + from.ID
 	if len(from.Aliases) > 0 {
@@ -175,97 +174,73 @@ func (m *Manager) fillDerived(ctx context.Context, from *store.Template, steps [
 	if err != nil {
 		return err
 	}
-	for i, step := range steps {
-		pct := copyEnd + i*(stepsEnd-copyEnd)/len(steps)
-		rep.Update(fmt.Sprintf("run %d/%d", i+1, len(steps)), pct)
-		rep.Println(fmt.Sprintf("$ %s", step))
+	if len(steps) > 0 {
+		if m.cfg.Steps == nil {
+			return ErrNoStepRunner
+		}
+		// The build sandbox runs on the source's tree: a rebuild or delete
+		// of the source meanwhile must retire it, not remove it.
+		if m.checkRootfs(from.RootfsDir) == nil {
+			if err := m.Lease(from.RootfsDir, buildHolder()); err != nil {
+				return err
+			}
+			defer func() {
+				if err := m.Release(buildHolder()); err != nil {
+					m.log.Warn("release the build's lease", "err", err)
+				}
+			}()
+		}
 		out := &lineWriter{fn: func(line string) {
 			m.log.Debug("build output", "template", rep.name, "line", line)
 			rep.Println("  " + line)
 		}}
-		err := runStep(ctx, dir, m.cacheDir(), step, out)
+		err := m.cfg.Steps.RunSteps(ctx, StepRequest{
+			Lower: from.RootfsDir, Steps: steps, Runtime: runtimeName,
+			CPUCount: from.CPUCount, MemoryMB: from.MemoryMB, DiskMB: from.DiskSizeMB,
+			Step: func(i int) {
+				out.Flush()
+				rep.Update(fmt.Sprintf("run %d/%d", i+1, len(steps)), copyEnd+i*(stepsEnd-copyEnd)/len(steps))
+				rep.Println(fmt.Sprintf("$ %s", steps[i]))
+			},
+			Output: out,
+			Apply: func(upper string, idBase uint32) error {
+				rep.Update("apply changes", stepsEnd)
+				return applyLayer(upper, dir, idBase)
+			},
+		})
 		out.Flush()
 		if err != nil {
-			return fmt.Errorf("%w: step %d (%s): %w (last output: %s)", ErrStepFailed, i+1, step, err, out.Tail())
+			return fmt.Errorf("%w (last output: %s)", err, out.Tail())
 		}
 	}
 	rep.Update("finalize", stepsEnd)
 	return cleanCaches(dir)
 }
 
-// stepScript runs $STEP with /bin/sh inside the rootfs $R as root, in a
-// private mount and PID namespace: when the step ends, whatever it left
-// running dies with the namespace and every mount below goes away. The
-// host's resolver config and CA bundle are lent read-only for downloads
-// (a host behind a TLS proxy trusts its CA; the rootfs may not), and the
-// shared .deb cache speeds up apt-get.
-const stepScript = `set -eu
-mount -t proc proc "$R/proc"
-mount -t tmpfs -o mode=755,nosuid dev "$R/dev"
-for d in null zero full random urandom tty; do
-	: >"$R/dev/$d"
-	mount --bind "/dev/$d" "$R/dev/$d"
-done
-mkdir -p "$R/dev/shm" "$R/dev/pts"
-mount -t tmpfs -o mode=1777,nosuid,nodev shm "$R/dev/shm"
-ln -s /proc/self/fd "$R/dev/fd"
-lend() { # host file, file in the rootfs: bind read-only if the target is a plain file
-	[ -f "$1" ] && [ -f "$R$2" ] && [ ! -L "$R$2" ] || return 1
-	mount --bind "$1" "$R$2" && mount -o remount,bind,ro "$R$2"
+// StepRunner runs a derived template's build steps in a sandbox: never on
+// the host. The sandbox starts from Lower (read-only) and keeps its
+// changes in a layer, which Apply turns into the new tree.
+type StepRunner interface {
+	RunSteps(ctx context.Context, req StepRequest) error
 }
-lend /etc/resolv.conf /etc/resolv.conf || true
-ca=
-if [ -d "$R/tmp" ] && [ ! -L "$R/tmp" ] && : >"$R/tmp/.airlock-host-ca.crt" && lend /etc/ssl/certs/ca-certificates.crt /tmp/.airlock-host-ca.crt; then
-	ca=/tmp/.airlock-host-ca.crt
-fi
-if [ -d "$R/var/cache/apt/archives" ] && [ ! -L "$R/var/cache/apt/archives" ]; then
-	mount --bind "$CACHE" "$R/var/cache/apt/archives"
-fi
-if [ -n "$ca" ]; then
-	set -- SSL_CERT_FILE=$ca REQUESTS_CA_BUNDLE=$ca PIP_CERT=$ca CURL_CA_BUNDLE=$ca GIT_SSL_CAINFO=$ca NODE_EXTRA_CA_CERTS=$ca
-fi
-chroot "$R" env HOME=/root USER=root LOGNAME=root "$@" /bin/sh -c "$STEP"
-`
 
-// runStep runs one build step in the rootfs at root, writing its output to out.
-func runStep(ctx context.Context, root, cacheDir, step string, out io.Writer) error {
-	for _, tool := range []string{"chroot", "mount"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			return fmt.Errorf("%w: %s not found in PATH", ErrToolMissing, tool)
-		}
-	}
-	if !isExecutable(filepath.Join(root, "bin/sh")) {
-		return fmt.Errorf("no /bin/sh in the template's rootfs")
-	}
-	if err := os.MkdirAll(filepath.Join(cacheDir, "partial"), 0o755); err != nil {
-		return fmt.Errorf("create apt cache: %w", err)
-	}
-	for _, d := range []string{"proc", "dev"} {
-		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
-			return fmt.Errorf("create mount point: %w", err)
-		}
-	}
-	defer os.Remove(filepath.Join(root, "tmp/.airlock-host-ca.crt"))
-
-	cmd := exec.CommandContext(ctx, "sh", "-c", stepScript, "airlock-step")
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.Env = append(os.Environ(),
-		"DEBIAN_FRONTEND=noninteractive",
-		"LC_ALL=C.UTF-8",
-		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-		"R="+root, "CACHE="+cacheDir, "STEP="+step,
-	)
-	// As in runIsolated, plus a PID namespace whose init is the script.
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Cloneflags:   syscall.CLONE_NEWPID,
-		Unshareflags: syscall.CLONE_NEWNS,
-		Setpgid:      true,
-		Pdeathsig:    syscall.SIGKILL,
-	}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 5 * time.Second
-	return cmd.Run()
+// StepRequest is one build's steps and where their changes go.
+type StepRequest struct {
+	Lower   string   // the source template's tree
+	Steps   []string // run in order with /bin/sh -c, as root
+	Runtime string   // "runc", "runsc" or "" (the runner's default)
+	// CPUCount, MemoryMB and DiskMB bound the build sandbox.
+	CPUCount, MemoryMB, DiskMB int
+	// Step is called before each step (0-based); Output gets its output
+	// lines.
+	Step   func(i int)
+	Output io.Writer
+	// Apply receives the finished sandbox's upper layer (see applyLayer).
+	Apply func(upper string, idBase uint32) error
 }
+
+// ErrNoStepRunner means a build has steps and nothing can run them.
+var ErrNoStepRunner = errors.New("template build steps need a sandbox to run in")
 
 // lockTemplates takes the templates lock (see ensure), saying so on
 // progress when another build holds it.
@@ -306,11 +281,6 @@ func newID() (string, error) {
 func isDir(p string) bool {
 	st, err := os.Stat(p)
 	return err == nil && st.IsDir()
-}
-
-func isExecutable(p string) bool {
-	st, err := os.Stat(p)
-	return err == nil && !st.IsDir() && st.Mode()&0o111 != 0
 }
 
 // Println writes a line of build output between progress updates, moving

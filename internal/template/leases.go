@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 )
 
@@ -101,6 +102,7 @@ func (m *Manager) Release(holder string) error {
 			errs = append(errs, err)
 			continue
 		}
+		_ = os.Remove(filepath.Dir(l)) // only if it was the last lease (under the lock)
 		errs = append(errs, m.removeIfUnused(strings.TrimSuffix(filepath.Dir(l), ".leases")))
 	}
 	return errors.Join(errs...)
@@ -126,7 +128,7 @@ func (m *Manager) ReconcileLeases(live func(holder string) bool) error {
 			continue
 		}
 		for _, e := range entries {
-			if !live(e.Name()) {
+			if !live(e.Name()) && !buildAlive(e.Name()) {
 				m.log.Info("dropping the lease of a sandbox that is gone", "rootfs", strings.TrimSuffix(d, ".leases"), "sandbox", e.Name())
 				if err := os.Remove(filepath.Join(d, e.Name())); err != nil {
 					errs = append(errs, err)
@@ -199,4 +201,22 @@ func (m *Manager) removeRootfs(rootfs string) error {
 func leased(rootfs string) bool {
 	entries, err := os.ReadDir(leasesDir(rootfs))
 	return err == nil && len(entries) > 0
+}
+
+// buildHolder names the lease a template build in this process holds on
+// its source tree while the build sandbox runs on it.
+func buildHolder() string { return "build-" + strconv.Itoa(os.Getpid()) }
+
+// buildAlive says whether holder is the lease of a build whose process
+// still runs (a reused pid only keeps a tree longer).
+func buildAlive(holder string) bool {
+	pid, ok := strings.CutPrefix(holder, "build-")
+	if !ok {
+		return false
+	}
+	if _, err := strconv.Atoi(pid); err != nil {
+		return false
+	}
+	_, err := os.Stat(filepath.Join("/proc", pid))
+	return err == nil
 }

@@ -133,3 +133,14 @@ func TestLeaseRefusesOutsidePaths(t *testing.T) {
 		t.Error("Release of a path-like holder succeeded")
 	}
 }
+
+// A build's lease on its source survives reconciliation while the build's
+// process lives, and goes once it is gone.
+func TestBuildLeaseReconcile(t *testing.T) {
+	if !buildAlive(buildHolder()) {
+		t.Fatalf("buildAlive(%s) = false for this process", buildHolder())
+	}
+	if buildAlive("build-999999999") || buildAlive("build-x") || buildAlive("sandbox1") {
+		t.Error("buildAlive true for a holder that is no running build")
+	}
+}

@@ -57,6 +57,9 @@ type Config struct {
 	DataDir string // templates live in DataDir/templates/<id>/rootfs; .debs in DataDir/cache/apt
 	Mirror  string // Debian mirror; default: the host's apt mirror, else deb.debian.org
 	Suite   string // default "bookworm"
+	// Steps runs derived templates' build steps in sandboxes; without it
+	// a build with steps fails with ErrNoStepRunner.
+	Steps StepRunner
 }
 
 // Manager builds the built-in templates and resolves templates for sandboxes.

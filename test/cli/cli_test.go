@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,6 +21,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -551,8 +553,45 @@ func TestTemplateBuild(t *testing.T) {
 	}
 	must(t, 3, "template", "rm", name+"-fail")
 
+	// The steps run in a sandbox: not as host root, not on the host's
+	// network. A listener on every host address must see nothing.
+	ln, err := net.Listen("tcp4", "0.0.0.0:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var hits atomic.Int32
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			hits.Add(1)
+			c.Close()
+		}
+	}()
+	port := ln.Addr().(*net.TCPAddr).Port
+	probe := ""
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil && !ipn.IP.IsLoopback() {
+			probe += fmt.Sprintf("curl -s -m 2 http://%s:%d/ && echo REACHED-HOST; ", ipn.IP, port)
+		}
+	}
+	if probe == "" {
+		t.Fatal("no host IPv4 address to probe")
+	}
 	res = must(t, 0, "template", "build", name, "--from", "base", "--data-dir", dataDir, "--json",
-		"--run", "echo derived > /etc/derived")
+		"--run", "echo derived > /etc/derived",
+		"--run", "echo hostname: $(hostname)",
+		"--run", probe+"true")
+	if strings.Contains(res.stderr, "\n  REACHED-HOST\n") || hits.Load() > 0 {
+		t.Errorf("a build step reached the host (%d connections):\n%s", hits.Load(), res.stderr)
+	}
+	if !strings.Contains(res.stderr, "hostname: build") {
+		t.Errorf("build steps did not run in a sandbox:\n%s", res.stderr)
+	}
 	var built struct {
 		TemplateID  string   `json:"templateID"`
 		Aliases     []string `json:"aliases"`

@@ -47,6 +47,8 @@ type meta struct {
 	Created  time.Time         `json:"created"`
 	Labels   map[string]string `json:"labels,omitempty"`
 	Hostname string            `json:"hostname,omitempty"`
+	// ExportLayer: all its changes are in upper(), see runtime.LayerExporter.
+	ExportLayer bool `json:"exportLayer,omitempty"`
 }
 
 func (b bundle) writeMeta(m meta) error {

@@ -69,7 +69,7 @@ func (d *Driver) Restore(ctx context.Context, spec runtime.Spec, imageDir string
 	if _, err := d.prepareBundle(ctx, spec, b); err != nil {
 		return runtime.Info{}, err
 	}
-	if err := d.runDetached(ctx, b.runtimeLog(), nil, d.diskArgs(spec), "restore", "--detach", "--bundle", b.dir, "--image-path", imageDir, spec.ID); err != nil {
+	if err := d.runDetached(ctx, b.runtimeLog(), nil, nil, d.diskArgs(spec), "restore", "--detach", "--bundle", b.dir, "--image-path", imageDir, spec.ID); err != nil {
 		return runtime.Info{}, err
 	}
 	return d.info(ctx, spec.ID)

@@ -44,10 +44,14 @@ func (d *Driver) run(ctx context.Context, args ...string) ([]byte, error) {
 // So the init's stdio is /dev/null, and the runtime's own errors go to
 // logPath through its --log flag. extra, if any, become descriptors 3, 4,
 // ... of the runtime process; global are flags for this invocation only.
-func (d *Driver) runDetached(ctx context.Context, logPath string, extra []*os.File, global []string, args ...string) error {
+// stdio, if not nil, replaces /dev/null as the init's stdout and stderr.
+func (d *Driver) runDetached(ctx context.Context, logPath string, stdio *os.File, extra []*os.File, global []string, args ...string) error {
 	full := append(append(append(d.globalArgs(), global...), "--log", logPath), args...)
 	cmd := exec.CommandContext(ctx, d.cfg.Binary, full...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, nil, nil // /dev/null
+	if stdio != nil {
+		cmd.Stdout, cmd.Stderr = stdio, stdio // an *os.File: Run does not wait on it
+	}
 	cmd.ExtraFiles = extra
 	if err := cmd.Run(); err != nil {
 		return &runtimeError{cmd: d.cfg.Runtime + " " + strings.Join(args, " "), err: err, stderr: tail(logPath, 2048)}

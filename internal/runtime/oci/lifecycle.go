@@ -60,7 +60,7 @@ func (d *Driver) Create(ctx context.Context, spec runtime.Spec) (info runtime.In
 		extra = []*os.File{spec.ReadyFile} // descriptor 3 of the runtime
 		args = append(args, d.flavor.passFD(runtime.ReadyFD)...)
 	}
-	err = d.runDetached(ctx, b.runtimeLog(), extra, d.diskArgs(spec), append(args, spec.ID)...)
+	err = d.runDetached(ctx, b.runtimeLog(), spec.Stdio, extra, d.diskArgs(spec), append(args, spec.ID)...)
 	if d.userns != nil {
 		// The overlay is mounted (or never will be): it holds the idmapped
 		// view itself.
@@ -92,7 +92,7 @@ func (d *Driver) prepareBundle(ctx context.Context, spec runtime.Spec, b bundle)
 		}
 	}
 	// meta.json first: from here on List sees the bundle and can clean it.
-	m := meta{ID: spec.ID, Runtime: d.cfg.Runtime, Created: time.Now().UTC(), Labels: spec.Labels, Hostname: spec.Hostname}
+	m := meta{ID: spec.ID, Runtime: d.cfg.Runtime, Created: time.Now().UTC(), Labels: spec.Labels, Hostname: spec.Hostname, ExportLayer: spec.ExportLayer}
 	if err := b.writeMeta(m); err != nil {
 		return meta{}, fmt.Errorf("oci: write meta: %w", err)
 	}
@@ -210,6 +210,10 @@ func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
 // diskArgs are the runtime's flags for spec's disk limit.
 func (d *Driver) diskArgs(spec runtime.Spec) []string {
+	if spec.ExportLayer && d.flavor.ownKernel {
+		// Writes go through the gofer to the host's overlay, on the image.
+		return []string{"--overlay2=none"}
+	}
 	if spec.Resources.DiskMB <= 0 || d.flavor.diskArgs == nil {
 		return nil
 	}
@@ -424,6 +428,26 @@ func (d *Driver) Stats(ctx context.Context, id string) (runtime.Stats, error) {
 }
 
 // Pause freezes every process of the sandbox.
+// LayerDir names the upper layer of a sandbox created with ExportLayer.
+func (d *Driver) LayerDir(ctx context.Context, id string) (string, uint32, error) {
+	if err := validID(id); err != nil {
+		return "", 0, fmt.Errorf("%w: %v", runtime.ErrNotFound, err)
+	}
+	b := d.bundle(id)
+	m, err := b.readMeta()
+	if err != nil {
+		return "", 0, fmt.Errorf("oci: %s: %w", id, runtime.ErrNotFound)
+	}
+	if !m.ExportLayer {
+		return "", 0, fmt.Errorf("oci: %s was not created with ExportLayer: %w", id, runtime.ErrNotSupported)
+	}
+	var base uint32
+	if d.userns != nil {
+		base = d.userns.ids.HostID
+	}
+	return b.upper(), base, nil
+}
+
 func (d *Driver) Pause(ctx context.Context, id string) error {
 	return d.simple(ctx, id, "pause")
 }
