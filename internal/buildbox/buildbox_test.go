@@ -73,7 +73,7 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	parent := fmt.Sprintf("airlockbbtest%d", os.Getpid())
-	leak := leakcheck.Options{MountRoots: []string{base}, CgroupParents: []string{parent}, ProcessArgs: []string{base}, LinkPrefixes: []string{"albb"}}
+	leak := leakcheck.Options{MountRoots: []string{base}, RootsOnly: true, CgroupParents: []string{parent}, ProcessArgs: []string{base}, LinkPrefixes: []string{"albb"}}
 	before := leakcheck.MustSnapshot(t, leak)
 	t.Cleanup(func() {
 		leakcheck.Check(t, before)

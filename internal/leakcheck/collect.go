@@ -24,7 +24,7 @@ func mounts(o Options) ([]string, error) {
 	}
 	var out []string
 	for _, m := range ms {
-		if m.FSType == "overlay" || under(m.Point, o.MountRoots) {
+		if (m.FSType == "overlay" && !o.RootsOnly) || under(m.Point, o.MountRoots) {
 			out = append(out, fmt.Sprintf("mount %s (%s)", m.Point, m.FSType))
 		}
 	}
@@ -45,7 +45,7 @@ func loops(o Options) ([]string, error) {
 			continue // detached since the glob
 		}
 		backing := strings.TrimSuffix(strings.TrimSpace(string(data)), " (deleted)")
-		if under(backing, o.MountRoots) || filepath.Base(backing) == "disk.img" {
+		if under(backing, o.MountRoots) || (filepath.Base(backing) == "disk.img" && !o.RootsOnly) {
 			dev := filepath.Base(filepath.Dir(filepath.Dir(f)))
 			out = append(out, fmt.Sprintf("loop %s (%s)", dev, backing))
 		}

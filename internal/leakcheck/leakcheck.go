@@ -15,6 +15,10 @@ type Options struct {
 	// MountRoots: mounts at or below these paths are tracked, as are all
 	// mounts of type overlay anywhere.
 	MountRoots []string
+	// RootsOnly drops the "anywhere" parts (every overlay mount, every
+	// sandbox disk image): for tests with private roots that run beside
+	// other packages' tests making sandboxes of their own.
+	RootsOnly bool
 	// NetnsPrefix: named network namespaces in /run/netns with this prefix.
 	NetnsPrefix string
 	// LinkPrefixes: network links in the host namespace with these prefixes.

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -25,6 +26,17 @@ def sc(nr, *a):
     r = libc.syscall(nr, *[ctypes.c_long(x) if isinstance(x, int) else x for x in a])
     return r, ctypes.get_errno()
 `
+
+// mqOpen is a Python prelude: mq(name) makes a POSIX message queue of 10
+// messages of 8 KiB (80 KiB of the user's RLIMIT_MSGQUEUE) and returns its
+// descriptor, or -1.
+const mqOpen = `import ctypes, os, time
+libc = ctypes.CDLL(None, use_errno=True)
+class attr(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_long), ("maxmsg", ctypes.c_long), ("msgsize", ctypes.c_long), ("curmsgs", ctypes.c_long), ("pad", ctypes.c_long * 4)]
+def mq(name):
+    a = attr(0, 10, 8192, 0)
+    return libc.mq_open(name, os.O_CREAT | os.O_RDWR, 0o600, ctypes.byref(a))`
 
 // mustFail is a verdict for cases whose only evidence is in the output: a
 // line "OK <what>" printed after a privileged step succeeded.
@@ -279,6 +291,52 @@ def loop():
 for _ in range(8):
     threading.Thread(target=loop).start()
 ' </dev/null >/dev/null 2>&1 &); sleep 2; echo flooding`, verdict: lxcfsFloodVerdict},
+		// Pending real-time signals are another per-user count charged up
+		// the user-namespace tree to host root (sigqueue over it fails): a sandbox queueing all it can (held, detached) must
+		// leave host root room to queue one.
+		attack{name: "sigpending-exhaustion", timeout: 60 * time.Second, script: `rm -f /tmp/sig.count; (python3 -c '
+import os, signal, time
+signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGRTMIN])
+n = 0
+try:
+    while n < 200000:
+        os.kill(os.getpid(), signal.SIGRTMIN); n += 1
+except OSError:
+    pass
+open("/tmp/sig.count", "w").write(str(n))
+time.sleep(15)' </dev/null >/dev/null 2>&1 &) ; i=0; while [ ! -s /tmp/sig.count ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; echo "sent $(cat /tmp/sig.count)"`, verdict: func(t *testing.T, h *host, out string) {
+			// sigqueue, which fails with EAGAIN over the count (kill still
+			// marks the signal pending, without its data).
+			probe := exec.Command("python3", "-c", `import ctypes, os, signal
+libc = ctypes.CDLL(None, use_errno=True)
+class sigval(ctypes.Union):
+    _fields_ = [("i", ctypes.c_int), ("p", ctypes.c_void_p)]
+signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGRTMIN])
+if libc.sigqueue(os.getpid(), signal.SIGRTMIN, sigval(1)) == 0:
+    print("queued")
+else:
+    print("sigqueue:", os.strerror(ctypes.get_errno()))`)
+			if got, err := probe.CombinedOutput(); err != nil || !strings.Contains(string(got), "queued") {
+				t.Errorf("ESCAPE-DOS: with a sandbox holding pending signals (%s), host root cannot queue one: %v %s", strings.TrimSpace(out), err, got)
+			}
+		}},
+		// POSIX message-queue bytes: the same per-user count, charged to
+		// host root. The sandbox makes queues until refused (held,
+		// detached); host root must still get one.
+		attack{name: "mqueue-exhaustion", timeout: 60 * time.Second, script: "rm -f /tmp/mq.count; (python3 -c '" + mqOpen + `
+n = 0
+while n < 200 and mq(b"/q%d" % n) >= 0: n += 1
+open("/tmp/mq.count", "w").write(str(n))
+time.sleep(15)' </dev/null >/dev/null 2>&1 &) ; i=0; while [ ! -s /tmp/mq.count ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; echo "queues $(cat /tmp/mq.count)"`, verdict: func(t *testing.T, h *host, out string) {
+			probe := exec.Command("python3", "-c", mqOpen+`
+name = b"/airlock-hostile-probe"
+fd = mq(name)
+print("opened" if fd >= 0 else "mq_open: " + os.strerror(ctypes.get_errno()))
+libc.mq_unlink(name)`)
+			if got, err := probe.CombinedOutput(); err != nil || !strings.Contains(string(got), "opened") {
+				t.Errorf("ESCAPE-DOS: with a sandbox holding message queues (%s), host root cannot make one: %v %s", strings.TrimSpace(out), err, got)
+			}
+		}},
 		attack{name: "stdout-flood-200MB", timeout: 120 * time.Second, script: `head -c 200000000 /dev/zero | tr '\0' 'x'; echo`, verdict: floodVerdict},
 		// On runsc the bomb's memory (a thousand shells) can make the host
 		// OOM-kill the sentry: the sandbox dies whole (threat model).

@@ -65,6 +65,7 @@ func newEnv(t testing.TB, rt string) env {
 	}
 	return env{cfg: cfg, leak: leakcheck.Options{
 		MountRoots:    []string{base},
+		RootsOnly:     true, // other packages' tests run sandboxes meanwhile
 		CgroupParents: []string{parent},
 		ProcessArgs:   []string{base},
 	}}

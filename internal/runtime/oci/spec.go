@@ -82,12 +82,28 @@ func (d *Driver) ociSpec(spec runtime.Spec, b bundle) *specs.Spec {
 		s.Linux.UIDMappings, s.Linux.GIDMappings = d.userns.mappings(), d.userns.mappings()
 		s.Linux.MaskedPaths = append(append([]string(nil), maskedPaths...), usernsMaskedPaths...)
 	}
+	if !d.flavor.ownKernel {
+		// Pending signals and message-queue bytes are counted per user and
+		// charged up the user-namespace tree to its creator, host root, whose
+		// own limits they would otherwise share (96k signals, 800 KB):
+		// bound each sandbox's share.
+		s.Process.Rlimits = append(s.Process.Rlimits,
+			specs.POSIXRlimit{Type: "RLIMIT_SIGPENDING", Hard: sandboxSigPending, Soft: sandboxSigPending},
+			specs.POSIXRlimit{Type: "RLIMIT_MSGQUEUE", Hard: sandboxMsgQueue, Soft: sandboxMsgQueue})
+	}
 	if d.flavor.nprocLimit && spec.Resources.PidsMax > 0 {
 		n := uint64(spec.Resources.PidsMax)
 		s.Process.Rlimits = append(s.Process.Rlimits, specs.POSIXRlimit{Type: "RLIMIT_NPROC", Hard: n, Soft: n})
 	}
 	return s
 }
+
+// Per-sandbox bounds of per-user kernel counts on runc, about what a 1 GiB
+// VM's kernel gives its users (E2B's sandboxes are such VMs).
+const (
+	sandboxSigPending = 4096
+	sandboxMsgQueue   = 819200 / 8
+)
 
 func hasEnv(env []string, key string) bool {
 	for _, kv := range env {
