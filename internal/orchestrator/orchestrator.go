@@ -121,6 +121,7 @@ type Config struct {
 type Orchestrator struct {
 	cfg     Config
 	drivers map[string]runtime.Driver // by runtime name
+	reaps   uint64                    // reaper ticks, for work done every so many
 	log     *slog.Logger
 	envd    *envdclient.Client
 	pool    *pool // nil when disabled

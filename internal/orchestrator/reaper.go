@@ -9,6 +9,10 @@ import (
 	"github.com/airlock-sandbox/airlock/internal/store"
 )
 
+// logRotateEvery is how many reaper ticks pass between log rotations
+// (10 s at the default 250 ms).
+const logRotateEvery = 40
+
 // reapLoop kills (or pauses, with autoPause) sandboxes whose time is up. The
 // expiry lives in the store, so a restarted server keeps enforcing it.
 func (o *Orchestrator) reapLoop() {
@@ -44,6 +48,15 @@ func (o *Orchestrator) reapOnce(now time.Time) {
 	o.mu.Unlock()
 	ctx := context.Background()
 	o.guardDisk(ctx)
+	if o.reaps++; o.reaps%logRotateEvery == 0 {
+		for _, d := range o.drivers {
+			if r, ok := d.(runtime.LogRotator); ok {
+				if err := r.RotateLogs(ctx); err != nil {
+					o.log.Warn("rotate sandbox logs", "runtime", d.Name(), "err", err)
+				}
+			}
+		}
+	}
 	for _, id := range stale {
 		stillStale := func(sb *store.Sandbox) bool {
 			return sb.State == store.StatePaused && !sb.PausedAt.IsZero() && sb.PausedAt.Add(o.cfg.PausedRetention).Before(now)

@@ -140,6 +140,13 @@ func MarkPhase(ctx context.Context, name string) {
 	}
 }
 
+// LogRotator is a driver that keeps logs of its own per sandbox (the
+// runtime's): RotateLogs trims each past its cap to its newest part. The
+// caller runs it now and then.
+type LogRotator interface {
+	RotateLogs(ctx context.Context) error
+}
+
 // HostDisk is a driver whose sandboxes' disks draw on one host filesystem
 // (thin-provisioned): it says when that filesystem is below the free space
 // kept for the server, so the caller can stop the sandboxes that fill it.

@@ -1,11 +1,14 @@
 package oci
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"sort"
 	"time"
 
@@ -475,4 +478,63 @@ func (d *Driver) simple(ctx context.Context, id, verb string) error {
 func isMounted(path string) bool {
 	_, ok, err := mountinfo.At(path)
 	return err == nil && ok
+}
+
+// Runtime logs are capped at runtimeLogMax; a rotation keeps the newest
+// runtimeLogKeep bytes. The log is on the sandbox's own disk, but a guest
+// making the runtime complain (gVisor logs each unsupported syscall) must
+// not fill that disk with it.
+const (
+	runtimeLogMax  = 4 << 20
+	runtimeLogKeep = 512 << 10
+)
+
+// RotateLogs trims every sandbox's runtime log past runtimeLogMax to its
+// newest runtimeLogKeep bytes. The runtime appends (O_APPEND), so its
+// writes land after the kept part; lines written during the rotation may
+// be lost, as with any copy-truncate rotation.
+func (d *Driver) RotateLogs(ctx context.Context) error {
+	logs, err := filepath.Glob(filepath.Join(d.cfg.StateDir, "*", "disk", "runtime.log"))
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, p := range logs {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err := rotateLog(p, runtimeLogMax, runtimeLogKeep); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func rotateLog(p string, maxSize, keep int64) error {
+	f, err := os.OpenFile(p, os.O_RDWR|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || fi.Size() <= maxSize || !fi.Mode().IsRegular() {
+		return err
+	}
+	tail := make([]byte, keep)
+	n, err := f.ReadAt(tail, fi.Size()-keep)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("oci: rotate %s: %w", p, err)
+	}
+	tail = tail[:n]
+	if i := bytes.IndexByte(tail, '\n'); i >= 0 {
+		tail = tail[i+1:] // start at a whole line
+	}
+	note := fmt.Sprintf("[airlock: %d bytes of older log dropped]\n", fi.Size()-int64(len(tail)))
+	if err := f.Truncate(0); err != nil {
+		return fmt.Errorf("oci: rotate %s: %w", p, err)
+	}
+	if _, err := f.WriteAt(append([]byte(note), tail...), 0); err != nil {
+		return fmt.Errorf("oci: rotate %s: %w", p, err)
+	}
+	return nil
 }
