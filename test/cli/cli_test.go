@@ -736,18 +736,26 @@ func TestTeams(t *testing.T) {
 // TestSudo: the default user may `sudo`, as on E2B, on both runtimes:
 // gVisor's root is the sentry's, and runc sandboxes have user namespaces
 // (the server's default), so neither is the host's root.
+// createOn creates a sandbox of the default template on runtime rt, killed
+// when the test ends, and returns its ID.
+func createOn(t *testing.T, rt string) string {
+	t.Helper()
+	res := must(t, 0, "sandbox", "create", "--json", "--timeout", "5m", "--runtime", rt)
+	var created struct {
+		SandboxID string `json:"sandboxID"`
+	}
+	if err := json.Unmarshal([]byte(res.stdout), &created); err != nil || created.SandboxID == "" {
+		t.Fatalf("create --json output %q: %v", res.stdout, err)
+	}
+	t.Cleanup(func() { run(t, "sandbox", "kill", created.SandboxID) })
+	return created.SandboxID
+}
+
 func TestSudo(t *testing.T) {
 	for _, rt := range []string{"runsc", "runc"} {
 		t.Run(rt, func(t *testing.T) {
-			res := must(t, 0, "sandbox", "create", "--json", "--timeout", "5m", "--runtime", rt)
-			var created struct {
-				SandboxID string `json:"sandboxID"`
-			}
-			if err := json.Unmarshal([]byte(res.stdout), &created); err != nil || created.SandboxID == "" {
-				t.Fatalf("create --json output %q: %v", res.stdout, err)
-			}
-			defer run(t, "sandbox", "kill", created.SandboxID)
-			res = run(t, "sandbox", "exec", created.SandboxID, "--", "id -un; sudo -n id -u 2>&1; sudo -n touch /etc/by-sudo && stat -c %U /etc/by-sudo")
+			id := createOn(t, rt)
+			res := run(t, "sandbox", "exec", id, "--", "id -un; sudo -n id -u 2>&1; sudo -n touch /etc/by-sudo && stat -c %U /etc/by-sudo")
 			if !strings.HasPrefix(res.stdout, "user\n") {
 				t.Fatalf("exec ran as %q, want the default user", res.stdout)
 			}
@@ -782,15 +790,8 @@ func TestMachineView(t *testing.T) {
 	wantCPUs := min(cpus, goruntime.NumCPU())
 	for _, rt := range []string{"runsc", "runc"} {
 		t.Run(rt, func(t *testing.T) {
-			res := must(t, 0, "sandbox", "create", "--json", "--timeout", "5m", "--runtime", rt)
-			var created struct {
-				SandboxID string `json:"sandboxID"`
-			}
-			if err := json.Unmarshal([]byte(res.stdout), &created); err != nil || created.SandboxID == "" {
-				t.Fatalf("create --json output %q: %v", res.stdout, err)
-			}
-			defer run(t, "sandbox", "kill", created.SandboxID)
-			res = must(t, 0, "sandbox", "exec", created.SandboxID, "--",
+			id := createOn(t, rt)
+			res := must(t, 0, "sandbox", "exec", id, "--",
 				`free -m | awk '/^Mem:/ {print $2}'; grep MemTotal /proc/meminfo | awk '{print $2}'; nproc; python3 -c 'import os; print(os.cpu_count())'; cut -d. -f1 /proc/uptime`)
 			got := strings.Fields(res.stdout)
 			if len(got) != 5 {
