@@ -408,7 +408,7 @@ type routes struct{ o *orchestrator.Orchestrator }
 
 func (r routes) Route(id string) (gateway.Route, bool) {
 	rt, ok := r.o.Route(id)
-	return gateway.Route{IP: rt.IP, Running: rt.Running, TrafficToken: rt.TrafficToken, AccessToken: rt.AccessToken}, ok
+	return gateway.Route{IP: rt.IP, Running: rt.Running, TrafficToken: rt.TrafficToken, AccessToken: rt.AccessToken, Stopped: rt.Stopped}, ok
 }
 
 // selfBinary returns this executable's path after checking it is static,

@@ -47,7 +47,17 @@ type Route struct {
 	// AccessToken is the envd token of a secured sandbox ("" otherwise);
 	// the gateway requires it on the code interpreter's port.
 	AccessToken string
+	// Stopped, when set, is closed once the sandbox is killed or paused:
+	// requests in flight are then cut (the connection closed, as when E2B's
+	// sandbox dies), which the SDKs report as "the sandbox was killed while
+	// the request was in progress". Without it they would wait on an address
+	// that no longer answers.
+	Stopped <-chan struct{}
 }
+
+// errSandboxStopped is the cause of a proxied request's cancellation when
+// its sandbox stops.
+var errSandboxStopped = errors.New("sandbox stopped")
 
 // Resolver finds live sandboxes; it must be fast (it is on every request).
 type Resolver interface {
@@ -213,7 +223,19 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else if r.ContentLength != 0 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/connect") {
 		_ = http.NewResponseController(w).EnableFullDuplex() // client streams
 	}
-	ctx := context.WithValue(r.Context(), targetKey{}, target{id: id, ip: rt.IP, port: port})
+	ctx, cancel := context.WithCancelCause(context.WithValue(r.Context(), targetKey{}, target{id: id, ip: rt.IP, port: port}))
+	defer cancel(nil)
+	if rt.Stopped != nil {
+		stop := make(chan struct{})
+		defer close(stop)
+		go func() {
+			select {
+			case <-rt.Stopped:
+				cancel(errSandboxStopped)
+			case <-stop:
+			}
+		}()
+	}
 	g.proxy.ServeHTTP(w, r.WithContext(ctx))
 }
 
@@ -268,6 +290,13 @@ func targetFrom(ctx context.Context) target {
 // (or that died between lookup and dial).
 func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	t := targetFrom(r.Context())
+	if errors.Is(context.Cause(r.Context()), errSandboxStopped) {
+		// Cut the connection, as E2B's proxy does when a sandbox dies under
+		// a request: the SDKs read a closed connection plus a sandbox that
+		// is no longer running as "killed while the request was in
+		// progress"; a 502 body would read as a timeout.
+		panic(http.ErrAbortHandler)
+	}
 	if errors.Is(err, context.Canceled) {
 		return // the client went away
 	}

@@ -213,3 +213,70 @@ func TestInterpreterPortNeedsToken(t *testing.T) {
 		}
 	}
 }
+
+// A sandbox that stops under a request must not leave its client waiting:
+// the connection is closed, mid-body or before headers (the SDKs then check
+// the sandbox and report it killed).
+func TestStoppedSandboxCutsRequests(t *testing.T) {
+	port := freePort(t)
+	release := make(chan struct{})
+	backend(t, "127.0.0.1", port, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/stream" {
+			io.WriteString(w, "{\"type\":\"stdout\"}\n")
+			w.(http.Flusher).Flush()
+		}
+		<-release // a dead sandbox: no more bytes, no FIN, no RST
+	}))
+	stopped := make(chan struct{})
+	gw := New(fakeRoutes{"ilive": {IP: netip.MustParseAddr("127.0.0.1"), Running: true, Stopped: stopped}}, "sbx.test", nil)
+	srv := httptest.NewServer(gw.Split(http.NotFoundHandler()))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) }) // runs first: lets handlers end
+	get := func(path string) (*http.Response, error) {
+		req, _ := http.NewRequest("GET", srv.URL+path, nil)
+		req.Header.Set("E2b-Sandbox-Id", "ilive")
+		req.Header.Set("E2b-Sandbox-Port", strconv.Itoa(port))
+		return http.DefaultClient.Do(req)
+	}
+
+	res, err := get("/stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	line, err := bufio.NewReader(res.Body).ReadString('\n')
+	if err != nil || !strings.Contains(line, "stdout") {
+		t.Fatalf("first line %q, %v", line, err)
+	}
+	waiting := make(chan *http.Response, 1)
+	go func() {
+		r, err := get("/headers-never-come")
+		if err == nil {
+			waiting <- r
+			return
+		}
+		waiting <- nil
+	}()
+	time.Sleep(200 * time.Millisecond) // both requests are in flight
+	close(stopped)
+
+	readDone := make(chan error, 1)
+	go func() { _, err := io.ReadAll(res.Body); readDone <- err }()
+	select {
+	case err := <-readDone:
+		if err == nil {
+			t.Fatal("streamed response ended cleanly; want it aborted so the client sees a closed connection")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("streamed response still open 5s after the sandbox stopped")
+	}
+	select {
+	case r := <-waiting:
+		if r != nil {
+			r.Body.Close()
+			t.Fatalf("request waiting for headers got a %d response; want the connection closed", r.StatusCode)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("request waiting for headers still open 5s after the sandbox stopped")
+	}
+}

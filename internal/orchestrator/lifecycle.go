@@ -56,9 +56,10 @@ func (o *Orchestrator) transition(ctx context.Context, id string, to store.Sandb
 	o.mu.Lock()
 	switch e, ok := o.live[id]; {
 	case to == store.StateKilled:
-		delete(o.live, id)
+		o.untrackLocked(id)
 	case ok:
-		e.state, e.pausedAt = rec.State, rec.PausedAt
+		e.setStateLocked(rec.State)
+		e.pausedAt = rec.PausedAt
 	case to == store.StateRunning:
 		ip, perr := netip.ParseAddr(rec.IP)
 		if perr != nil {

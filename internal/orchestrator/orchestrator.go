@@ -150,6 +150,33 @@ type entry struct {
 	team         string
 	memoryMB     int
 	pausedAt     time.Time
+	// stopped is closed when the sandbox stops being reachable (killed or
+	// paused), so the gateway can cut requests in flight to it at once
+	// instead of leaving them waiting on a dead address.
+	stopped chan struct{}
+}
+
+// setStateLocked records a live sandbox's new state, closing or renewing
+// its stopped channel as it leaves or enters the running state.
+func (e *entry) setStateLocked(state store.SandboxState) {
+	was := e.state == store.StateRunning
+	e.state = state
+	switch now := state == store.StateRunning; {
+	case was && !now:
+		close(e.stopped)
+	case !was && now:
+		e.stopped = make(chan struct{})
+	}
+}
+
+// untrackLocked forgets a sandbox, cutting requests in flight to it.
+func (o *Orchestrator) untrackLocked(id string) {
+	if e, ok := o.live[id]; ok {
+		if e.state == store.StateRunning {
+			close(e.stopped)
+		}
+		delete(o.live, id)
+	}
 }
 
 // New validates the configuration and builds an orchestrator.
@@ -491,7 +518,7 @@ func (o *Orchestrator) teardown(ctx context.Context, id string) {
 		}
 	}
 	o.mu.Lock()
-	delete(o.live, id)
+	o.untrackLocked(id)
 	// The sandbox is over: later calls find it killed in the store, so its
 	// lock can go (a waiter still holding the old one sees the same).
 	delete(o.locks, id)
@@ -512,10 +539,12 @@ func (o *Orchestrator) track(sb *store.Sandbox, ip netip.Addr) {
 }
 
 func (o *Orchestrator) trackLocked(sb *store.Sandbox, ip netip.Addr) {
+	o.untrackLocked(sb.ID)
 	o.live[sb.ID] = &entry{
 		ip: ip, state: sb.State, endAt: sb.EndAt, autoPause: sb.AutoPause,
 		trafficToken: sb.TrafficToken, accessToken: sb.AccessToken,
 		team: sb.TeamID, memoryMB: sb.MemoryMB, pausedAt: sb.PausedAt,
+		stopped: make(chan struct{}),
 	}
 }
 
@@ -555,7 +584,7 @@ func (o *Orchestrator) killIf(ctx context.Context, id, reason string, still func
 	// to free are found as orphans on the next start.
 	o.finish(ctx, id, reason)
 	o.mu.Lock()
-	delete(o.live, id)
+	o.untrackLocked(id)
 	o.mu.Unlock()
 	o.teardown(ctx, id)
 	return nil
@@ -712,6 +741,9 @@ type Route struct {
 	Running      bool
 	TrafficToken string
 	AccessToken  string
+	// Stopped is closed once a running sandbox is killed or paused (nil
+	// when it is not running).
+	Stopped <-chan struct{}
 }
 
 // Route looks up a live sandbox without touching the store.
@@ -722,7 +754,11 @@ func (o *Orchestrator) Route(id string) (Route, bool) {
 	if !ok {
 		return Route{}, false
 	}
-	return Route{IP: e.ip, Running: e.state == store.StateRunning, TrafficToken: e.trafficToken, AccessToken: e.accessToken}, true
+	rt := Route{IP: e.ip, Running: e.state == store.StateRunning, TrafficToken: e.trafficToken, AccessToken: e.accessToken}
+	if rt.Running {
+		rt.Stopped = e.stopped
+	}
+	return rt, true
 }
 
 // Stats is a sandbox's resource usage, as its driver measures it.

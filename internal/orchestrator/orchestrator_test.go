@@ -378,3 +378,44 @@ func TestSandboxLeasesItsRootfs(t *testing.T) {
 		t.Error("the lease of a sandbox that is gone survived the restart")
 	}
 }
+
+// The gateway cuts requests in flight when a route's Stopped closes: it must
+// close on pause and on kill, and a resumed sandbox gets a fresh one.
+func TestRouteStoppedClosesOnPauseAndKill(t *testing.T) {
+	h := newHarness(t)
+	o := h.orchestrator(t)
+	defer o.Close()
+	ctx := context.Background()
+	sb := create(t, o, time.Hour)
+	closed := func(c <-chan struct{}) bool {
+		select {
+		case <-c:
+			return true
+		default:
+			return false
+		}
+	}
+	rt, _ := o.Route(sb.ID)
+	if rt.Stopped == nil || closed(rt.Stopped) {
+		t.Fatal("running sandbox's route has no open Stopped channel")
+	}
+	if err := o.Pause(ctx, sb.ID); err != nil {
+		t.Fatal(err)
+	}
+	if !closed(rt.Stopped) {
+		t.Fatal("pause left Stopped open")
+	}
+	if _, _, err := o.Connect(ctx, sb.ID, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	rt2, _ := o.Route(sb.ID)
+	if rt2.Stopped == nil || closed(rt2.Stopped) {
+		t.Fatal("resumed sandbox's route has no open Stopped channel")
+	}
+	if err := o.Kill(ctx, sb.ID); err != nil {
+		t.Fatal(err)
+	}
+	if !closed(rt2.Stopped) {
+		t.Fatal("kill left Stopped open")
+	}
+}
