@@ -29,6 +29,7 @@ import (
 	"github.com/airlock-sandbox/airlock/internal/procview"
 	"github.com/airlock-sandbox/airlock/internal/runtime"
 	"github.com/airlock-sandbox/airlock/internal/runtime/oci"
+	"github.com/airlock-sandbox/airlock/internal/selfsigned"
 	"github.com/airlock-sandbox/airlock/internal/template"
 	"github.com/airlock-sandbox/airlock/internal/tenancy"
 )
@@ -50,8 +51,10 @@ type serveOptions struct {
 	subnet   string
 	tlsCert  string
 	tlsKey   string
-	verbose  bool
-	pool     int
+	// selfSigned makes a wildcard certificate for domain (see internal/selfsigned).
+	selfSigned bool
+	verbose    bool
+	pool       int
 
 	allowPrivateEgress bool
 	protect            []string
@@ -87,6 +90,7 @@ API key. Sandboxes keep running across a restart of the server.`,
 	f.StringVar(&o.subnet, "subnet", envOr("AIRLOCK_SUBNET", "10.213.0.0/16"), "sandbox address range on the bridge (env AIRLOCK_SUBNET)")
 	f.StringVar(&o.tlsCert, "tls-cert", envOr("AIRLOCK_TLS_CERT", ""), "serve HTTPS with this certificate (PEM); for {port}-{id}.{domain} routing use a wildcard certificate (env AIRLOCK_TLS_CERT)")
 	f.StringVar(&o.tlsKey, "tls-key", envOr("AIRLOCK_TLS_KEY", ""), "private key for --tls-cert (env AIRLOCK_TLS_KEY)")
+	f.BoolVar(&o.selfSigned, "self-signed", envBool("AIRLOCK_SELF_SIGNED", false), "serve HTTPS with a wildcard certificate for --domain signed by a local CA kept in the data dir, and print how to trust it; for local use (env AIRLOCK_SELF_SIGNED)")
 	f.BoolVar(&o.allowPrivateEgress, "allow-private-egress", envBool("AIRLOCK_ALLOW_PRIVATE_EGRESS", false), "let a sandbox's network.allowOut open private, link-local and host addresses and other sandboxes; off by default (env AIRLOCK_ALLOW_PRIVATE_EGRESS)")
 	f.StringSliceVar(&o.protect, "protect", envList("AIRLOCK_PROTECT"), "more IPv4 ranges no sandbox may reach, on top of the private, link-local and host ranges (repeatable; env AIRLOCK_PROTECT, comma-separated)")
 	f.BoolVar(&o.verbose, "verbose", false, "debug logging")
@@ -113,6 +117,9 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 
 	if (o.tlsCert == "") != (o.tlsKey == "") {
 		return errors.New("--tls-cert and --tls-key go together")
+	}
+	if o.selfSigned && (o.domain == "" || o.tlsCert != "") {
+		return errors.New("--self-signed needs --domain and replaces --tls-cert/--tls-key")
 	}
 	if os.Geteuid() != 0 {
 		return errors.New("airlock serve must run as root (it manages containers, mounts and network namespaces)")
@@ -199,8 +206,16 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 	}
 	defer orch.Close()
 
+	var trust selfsigned.Files
+	if o.selfSigned {
+		if trust, err = selfsigned.Ensure(filepath.Join(o.dataDir, "tls"), o.domain, time.Now()); err != nil {
+			return fmt.Errorf("self-signed certificate: %w", err)
+		}
+		o.tlsCert, o.tlsKey = trust.Cert, trust.Key
+	}
 	gw := gateway.New(routes{orch}, o.domain, log)
-	apiSrv := api.New(api.Config{Orchestrator: orch, Store: st, Templates: templates, Log: log, Domain: o.domain})
+	apiSrv := api.New(api.Config{Orchestrator: orch, Store: st, Templates: templates, Log: log,
+		Domain: sandboxDomain(o.domain, o.addr, o.tlsCert != "")})
 	hs := &http.Server{
 		Handler: gw.Split(apiSrv),
 		// Slow clients: headers must arrive within 10 s (the API also bounds
@@ -228,6 +243,7 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 	log.Info("airlock listening", "addr", ln.Addr().String(), "runtimes", strings.Join(orch.Runtimes(), ","), "data_dir", o.dataDir, "tls", o.tlsCert != "")
 	base := scheme + "://" + dialable(ln.Addr())
 	fmt.Fprintf(stdout, "Airlock is ready on %s — E2B_API_URL=%s E2B_SANDBOX_URL=%s\n", ln.Addr(), base, base)
+	fmt.Fprint(stdout, publicURLHelp(o, trust))
 
 	select {
 	case err := <-errc:

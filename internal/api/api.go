@@ -56,8 +56,9 @@ type Config struct {
 	// Templates, if set, removes a deleted template's files from disk.
 	Templates TemplateFiles
 	Log       *slog.Logger
-	// Domain is returned to SDKs as the sandbox domain; "" sends null, so
-	// clients fall back to E2B_DOMAIN / E2B_SANDBOX_URL.
+	// Domain is returned to SDKs as the sandbox domain, for getHost(port);
+	// "" sends null, which makes the SDKs fall back to E2B's cloud, so
+	// serve always sets it.
 	Domain string
 	// BodyReadTimeout bounds how long a client may take to send a request
 	// body; slower ones get 408 (default 30 s).

@@ -42,13 +42,16 @@ const (
 )
 
 // basePackages go into the base template on top of debootstrap's minbase:
-// what E2B users expect (Python with pip and venv, Node with npm, git, curl)
-// plus the small tools people reach for in a shell. apt-get installs them,
-// because debootstrap's resolver cannot handle virtual packages (npm needs some).
+// what E2B's base image answers by name (python and pip as well as python3,
+// Node with npm, git, curl, sudo, a C toolchain and Python headers so pip
+// can build native wheels) plus the small tools people reach for in a
+// shell. apt-get installs them, because debootstrap's resolver cannot
+// handle virtual packages (npm needs some).
 var basePackages = []string{
 	"ca-certificates", "curl", "wget", "git", "sudo", "procps", "iproute2", "less",
-	"netbase", "tzdata", "unzip", "xz-utils",
-	"python3", "python3-pip", "python3-venv",
+	"netbase", "tzdata", "unzip", "zip", "xz-utils", "jq", "file",
+	"python3", "python3-pip", "python3-venv", "python3-dev", "python-is-python3",
+	"build-essential",
 	"nodejs", "npm",
 }
 
@@ -149,7 +152,7 @@ func (m *Manager) cacheDir() string     { return filepath.Join(m.cfg.DataDir, "c
 // build changes: a data dir holding a rootfs of another recipe rebuilds it,
 // and the rootfs path carries the recipe so sandboxes still running on the
 // old tree keep it until they are gone.
-const baseRecipe = "base-2"
+const baseRecipe = "base-3"
 
 func (m *Manager) rootfsDir(id, recipe string) string {
 	return filepath.Join(m.templatesDir(), id, "rootfs-"+recipe)
