@@ -2,6 +2,7 @@ package interpreter
 
 import (
 	"encoding/json"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -104,6 +105,15 @@ plt.show()`)
 		wantFields(t, ch, `{"type": "pie", "title": "Pie",
 			"elements": [{"label": "x", "angle": 90, "radius": 1}, {"label": "y", "angle": 270, "radius": 1}]}`)
 	})
+	t.Run("pie angles at full precision", func(t *testing.T) {
+		// float32 fractions would give 323.99999141693115 and 36.0000005364418.
+		_, ch := chartOf(t, k, `
+fig, ax = plt.subplots()
+ax.pie([90, 10], labels=["No", "No, in blue"], autopct='%1.1f%%', startangle=90)
+plt.show()`)
+		wantFields(t, ch, `{"type": "pie",
+			"elements": [{"label": "No", "angle": 324, "radius": 1}, {"label": "No, in blue", "angle": 36, "radius": 1}]}`)
+	})
 	t.Run("box", func(t *testing.T) {
 		_, ch := chartOf(t, k, `
 fig, ax = plt.subplots()
@@ -149,4 +159,26 @@ plt.show()`)
 			t.Errorf("data = %v, want %v", r.Data, want)
 		}
 	})
+}
+
+// TestPILImages: an image shown, saved or left as the cell's value comes
+// back as a PNG result, as in E2B's interpreter.
+func TestPILImages(t *testing.T) {
+	requirePython(t)
+	k := jStartKernel(t, NewPythonKernel, nil)
+	dir := t.TempDir()
+	jrun(t, k, "from PIL import Image\nimage = Image.new('RGBA', (16, 16), (255, 0, 0, 255))", nil)
+	for name, code := range map[string]string{
+		"show":  "image.show()\nprint('done')",
+		"value": "image",
+		"save":  "image.save(" + pyString(dir+"/test.png") + ")",
+	} {
+		c := jrun(t, k, code, nil)
+		if len(c.errs) != 0 || len(c.results) != 1 || !strings.HasPrefix(c.results[0].PNG, "iVBORw0KGgo") {
+			t.Errorf("%s: errors %+v, %d results", name, c.errs, len(c.results))
+		}
+	}
+	if st, err := os.Stat(dir + "/test.png"); err != nil || st.Size() == 0 {
+		t.Errorf("saved file: %v", err)
+	}
 }

@@ -135,17 +135,19 @@ def _show(*args, **kwargs):
 
 
 class _Hooks(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Serves the backend module and points matplotlib at it on import."""
+    """Serves the backend module and configures matplotlib and PIL when the
+    user's code first imports them."""
 
     def __init__(self):
-        self._configured = False
+        self._configured = set()
 
     def find_spec(self, name, path=None, target=None):
         if name == BACKEND:
             return importlib.machinery.ModuleSpec(name, self)
-        if name != "matplotlib" or self._configured:
+        configure = _ON_IMPORT.get(name)
+        if configure is None or name in self._configured:
             return None
-        self._configured = True
+        self._configured.add(name)
         sys.meta_path.remove(self)
         try:
             spec = importlib.util.find_spec(name)
@@ -157,7 +159,7 @@ class _Hooks(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
         def exec_module(module):
             original(module)
-            _configure_matplotlib(module)
+            configure(module)
 
         spec.loader.exec_module = exec_module
         return spec
@@ -185,6 +187,35 @@ def _configure_matplotlib(mpl):
         _record_boxes(matplotlib.axes)
     except Exception:
         pass
+
+
+def _configure_pil(image_module):
+    """Image.show() and Image.save() display the image as a result, as in
+    E2B's interpreter: there is no viewer to open, and an agent saving an
+    image wants to see it."""
+    cls = image_module.Image
+    if getattr(cls, "_e2b_display", False):
+        return
+    from IPython.display import display
+
+    save = cls.save
+
+    def show_image(self, title=None, **kwargs):
+        display(self)
+
+    def save_and_display(self, fp, format=None, **params):
+        save(self, fp, format, **params)
+        # Only saves to a file by name: rendering the PNG result itself
+        # saves into a buffer.
+        if isinstance(fp, (str, os.PathLike)):
+            display(self)
+
+    cls.show = show_image
+    cls.save = save_and_display
+    cls._e2b_display = True
+
+
+_ON_IMPORT = {"matplotlib": _configure_matplotlib, "PIL.Image": _configure_pil}
 
 
 def _pre_run_cell(*args):
@@ -232,8 +263,9 @@ def install(ip):
     formatters["e2b/data"].for_type_by_name("pandas.core.frame", "DataFrame", _dataframe_data)
     if not any(isinstance(f, _Hooks) for f in sys.meta_path):
         sys.meta_path.insert(0, _Hooks())
-    if "matplotlib" in sys.modules:
-        _configure_matplotlib(sys.modules["matplotlib"])
+    for name, configure in _ON_IMPORT.items():
+        if name in sys.modules:
+            configure(sys.modules[name])
     ip.events.register("pre_run_cell", _pre_run_cell)
     ip.events.register("post_run_cell", _post_run_cell)
 
@@ -430,8 +462,13 @@ def _bar_elements(ax, containers):
 
 
 def _pie_elements(wedges):
+    # pie() computes its fractions in float32, so a 90% slice spans
+    # 323.99999141693115 degrees in float64; rounding the span to float32,
+    # the precision it was made with, gives back the 324 the user meant.
+    import numpy
+
     return [
-        {"label": w.get_label(), "angle": _num(abs(w.theta2 - w.theta1)), "radius": _num(w.r)}
+        {"label": w.get_label(), "angle": _num(numpy.float32(abs(w.theta2 - w.theta1))), "radius": _num(w.r)}
         for w in wedges
     ]
 

@@ -248,4 +248,18 @@ func TestJupyterR(t *testing.T) {
 	if got := rValue(t, jrun(t, k, "Sys.getenv('ONCE', unset = 'none')", nil)); got != `[1] "none"` {
 		t.Errorf("env after execution = %s", got)
 	}
+	// Prompting for input fails at once instead of waiting for a reply
+	// that never comes (IRkernel's own readline blocks on the stdin channel).
+	for _, code := range []string{`x <- readline("name? ")`, `if (nchar(readline()) == 0) print("empty")`} {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		c = &jCapture{}
+		err := k.Execute(ctx, code, nil, c)
+		cancel()
+		if err != nil || len(c.errs) != 1 || !strings.Contains(c.errs[0].Value, "StdinNotImplementedError") {
+			t.Errorf("%s: err %v, errors %+v", code, err, c.errs)
+		}
+	}
+	if got := rValue(t, jrun(t, k, "x * 3", nil)); got != "[1] 15" {
+		t.Errorf("after a refused prompt: x * 3 = %q", got)
+	}
 }

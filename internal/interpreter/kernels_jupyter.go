@@ -49,6 +49,7 @@ func RSpec() JupyterSpec {
 	return JupyterSpec{
 		Language: "r",
 		Argv:     []string{"R", "--slave", "-e", "IRkernel::main()", "--args", "{connection_file}"},
+		Startup:  rNoStdin,
 		SetEnv:   rSetEnv,
 		PushEnv: func(v map[string]string) string {
 			return "assign('.airlock_env', c(get0('.airlock_env', envir = globalenv(), ifnotfound = list()), " +
@@ -60,6 +61,22 @@ func RSpec() JupyterSpec {
 			"assign('.airlock_env', s[-length(s)], envir = globalenv()) } })",
 	}
 }
+
+// rNoStdin makes R's readline fail at once: IRkernel's own readline asks
+// the client for input and waits forever, and E2B's interpreter has no
+// stdin (ipykernel's input() fails the same way, StdinNotImplementedError).
+// IRkernel puts its readline back into base before every cell through its
+// replace_in_package, so that is where ours goes in. menu() already fails
+// ("cannot be used non-interactively"); readLines("stdin") and scan() see
+// end of input.
+const rNoStdin = `local({
+  ns <- asNamespace("IRkernel")
+  replace <- get("replace_in_package", envir = ns)
+  nostdin <- function(prompt = "") stop("StdinNotImplementedError: reading from stdin is not supported; the code interpreter has no stdin", call. = FALSE)
+  unlockBinding("replace_in_package", ns)
+  assign("replace_in_package", function(pkg, name, FN) replace(pkg, name, if (identical(name, "readline")) nostdin else FN), envir = ns)
+  lockBinding("replace_in_package", ns)
+})`
 
 // NewRKernel starts an IRkernel.
 func NewRKernel(ctx context.Context, opts KernelOptions) (Kernel, error) {
