@@ -34,7 +34,7 @@ type Orchestrator interface {
 	Refresh(ctx context.Context, id string, d time.Duration) error
 	Connect(ctx context.Context, id string, d time.Duration) (*store.Sandbox, bool, error)
 	Pause(ctx context.Context, id string) error
-	Stats(ctx context.Context, id string) (*store.Sandbox, orchestrator.Stats, error)
+	Metrics(ctx context.Context, id string, start, end time.Time) ([]orchestrator.Sample, error)
 	Events(ctx context.Context, id string, since time.Time, limit int) ([]store.Event, error)
 	// Owner returns the team of a recorded sandbox (killed ones too).
 	Owner(ctx context.Context, id string) (string, error)

@@ -24,6 +24,8 @@ type fakeOrch struct {
 	created []orchestrator.CreateRequest
 	boxes   map[string]*store.Sandbox
 	filter  store.SandboxFilter
+	// metricsRange is the last range Metrics was asked for.
+	metricsRange [2]time.Time
 }
 
 func (f *fakeOrch) Create(_ context.Context, req orchestrator.CreateRequest) (*store.Sandbox, error) {
@@ -88,9 +90,12 @@ func (f *fakeOrch) Pause(_ context.Context, id string) error {
 	}
 	return nil
 }
-func (f *fakeOrch) Stats(_ context.Context, id string) (*store.Sandbox, orchestrator.Stats, error) {
-	sb, err := f.get(id)
-	return sb, orchestrator.Stats{MemoryBytes: 42}, err
+func (f *fakeOrch) Metrics(_ context.Context, id string, start, end time.Time) ([]orchestrator.Sample, error) {
+	if _, err := f.get(id); err != nil {
+		return nil, err
+	}
+	f.metricsRange = [2]time.Time{start, end}
+	return []orchestrator.Sample{{At: time.Unix(100, 0), CPUCount: 2, MemUsed: 42}}, nil
 }
 func (f *fakeOrch) Events(_ context.Context, id string, _ time.Time, _ int) ([]store.Event, error) {
 	if _, err := f.get(id); err != nil {
@@ -171,6 +176,10 @@ func TestStatusesAndErrorBodies(t *testing.T) {
 		{"unknown route", key, "GET", "/nope", "", 404},
 		{"wrong method", key, "PUT", "/sandboxes", "", 405},
 		{"metrics", key, "GET", "/sandboxes/irunning/metrics", "", 200},
+		{"metrics range", key, "GET", "/sandboxes/irunning/metrics?start=10&end=20", "", 200},
+		{"metrics bad start", key, "GET", "/sandboxes/irunning/metrics?start=soon", "", 400},
+		{"metrics start after end", key, "GET", "/sandboxes/irunning/metrics?start=20&end=10", "", 400},
+		{"metrics missing", key, "GET", "/sandboxes/imissing/metrics", "", 404},
 		{"logs", key, "GET", "/sandboxes/irunning/logs?start=0", "", 200},
 		{"templates", key, "GET", "/templates", "", 200},
 		{"health needs no key", "", "GET", "/health", "", 200},
@@ -288,5 +297,21 @@ func TestParseMetadataQuery(t *testing.T) {
 				t.Errorf("%q: %s = %q, want %q", tc.in, k, got[k], v)
 			}
 		}
+	}
+}
+
+func TestMetricsRangeAndShape(t *testing.T) {
+	srv, fo, key := newTestAPI(t)
+	_, body := do(t, srv, key, "GET", "/sandboxes/irunning/metrics?start=1700000000&end=1700000060", "")
+	var got []map[string]any
+	if err := json.Unmarshal(body, &got); err != nil {
+		t.Fatal(err)
+	}
+	if fo.metricsRange != [2]time.Time{time.Unix(1700000000, 0), time.Unix(1700000060, 0)} {
+		t.Errorf("range passed on = %v", fo.metricsRange)
+	}
+	if len(got) != 1 || got[0]["timestampUnix"] != float64(100) || got[0]["timestamp"] != "1970-01-01T00:01:40Z" ||
+		got[0]["cpuCount"] != float64(2) || got[0]["memUsed"] != float64(42) {
+		t.Errorf("metrics = %v", got)
 	}
 }

@@ -530,31 +530,43 @@ func decodeCursor(v string) (store.Cursor, error) {
 // metrics returns the current sample; Airlock keeps no metric history yet,
 // so the series has one point.
 func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
-	sb, st, err := s.cfg.Orchestrator.Stats(r.Context(), r.PathValue("id"))
+	var bounds [2]time.Time
+	for i, name := range []string{"start", "end"} {
+		v := r.URL.Query().Get(name)
+		if v == "" {
+			continue
+		}
+		sec, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || sec < 0 {
+			s.fail(w, r, fmt.Errorf("%w: %s must be unix seconds", orchestrator.ErrInvalid, name))
+			return
+		}
+		bounds[i] = time.Unix(sec, 0)
+	}
+	if !bounds[0].IsZero() && !bounds[1].IsZero() && bounds[0].After(bounds[1]) {
+		s.fail(w, r, fmt.Errorf("%w: start is after end", orchestrator.ErrInvalid))
+		return
+	}
+	samples, err := s.cfg.Orchestrator.Metrics(r.Context(), r.PathValue("id"), bounds[0], bounds[1])
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	now := time.Now().UTC()
-	memTotal := st.MemoryLimit
-	if memTotal == 0 || memTotal > uint64(sb.MemoryMB)<<20 {
-		memTotal = uint64(sb.MemoryMB) << 20
+	out := make([]controlapi.SandboxMetric, 0, len(samples))
+	for _, m := range samples {
+		out = append(out, controlapi.SandboxMetric{
+			Timestamp:     m.At.UTC(),
+			TimestampUnix: m.At.Unix(),
+			CpuCount:      m.CPUCount,
+			CpuUsedPct:    m.CPUUsedPct,
+			MemUsed:       m.MemUsed,
+			MemTotal:      m.MemTotal,
+			MemCache:      m.MemCache,
+			DiskUsed:      m.DiskUsed,
+			DiskTotal:     m.DiskTotal,
+		})
 	}
-	cpuPct := 0.0
-	if life := now.Sub(sb.StartedAt); life > 0 && sb.CPUCount > 0 {
-		cpuPct = 100 * float64(st.CPUUsageNanos) / float64(life.Nanoseconds()) / float64(sb.CPUCount)
-	}
-	writeJSON(w, http.StatusOK, []controlapi.SandboxMetric{{
-		Timestamp:     now,
-		TimestampUnix: now.Unix(),
-		CpuCount:      sb.CPUCount,
-		CpuUsedPct:    cpuPct,
-		MemUsed:       int64(st.MemoryBytes),
-		MemTotal:      int64(memTotal),
-		MemCache:      int64(st.MemoryCache),
-		DiskUsed:      int64(st.DiskUsed),
-		DiskTotal:     int64(sb.DiskSizeMB) << 20,
-	}})
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) logs(w http.ResponseWriter, r *http.Request) {

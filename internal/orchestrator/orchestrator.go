@@ -128,6 +128,7 @@ type Orchestrator struct {
 
 	mu      sync.Mutex
 	live    map[string]*entry // running and paused sandboxes
+	metrics metricsHistory
 	locks   map[string]*sync.Mutex
 	pending map[string]map[string]tenancy.Usage // team → admission ticket → usage of creates in flight
 
@@ -243,8 +244,9 @@ func (o *Orchestrator) Start(ctx context.Context) error {
 	if err := o.recover(ctx); err != nil {
 		return fmt.Errorf("recover sandboxes: %w", err)
 	}
-	o.wg.Add(1)
+	o.wg.Add(2)
 	go o.reapLoop()
+	go o.metricsLoop()
 	o.pool.start(ctx)
 	return nil
 }

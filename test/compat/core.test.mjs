@@ -157,6 +157,31 @@ describe('core: the last mile', () => {
     assert.match(body.message, /iam/)
   })
 
+  test('getMetrics keeps a 5 s history and filters by start and end', { timeout: 60_000 }, async () => {
+    const fresh = await tracker.create({ timeoutMs: 120_000 })
+    await fresh.commands.run('sleep 11')
+    const all = await fresh.getMetrics()
+    assert.ok(all.length >= 2, `${all.length} points after 11 s`)
+    const secs = all.map((m) => m.timestamp.getTime() / 1000)
+    for (const [i, s] of secs.entries()) {
+      assert.equal(s % 5, 0, `timestamp ${s} not on the 5 s grid`)
+      if (i > 0) assert.ok(s > secs[i - 1], 'timestamps increase')
+    }
+    for (const m of all) {
+      assert.equal(m.cpuCount, 2)
+      assert.ok(m.memUsed > 0 && m.memUsed <= m.memTotal && m.diskTotal > 0)
+    }
+    // A range inside the first bucket returns just that point (bucket alignment).
+    const first = all[0].timestamp
+    const one = await fresh.getMetrics({ start: new Date(first.getTime() + 1000), end: new Date(first.getTime() + 3000) })
+    assert.deepEqual(one.map((m) => m.timestamp.getTime()), [first.getTime()])
+    // Before the sandbox existed: nothing.
+    assert.deepEqual(await fresh.getMetrics({ start: new Date(first.getTime() - 3_600_000), end: new Date(first.getTime() - 60_000) }), [])
+    // From the second point on.
+    const later = await fresh.getMetrics({ start: all[1].timestamp })
+    assert.equal(later[0].timestamp.getTime(), all[1].timestamp.getTime())
+  })
+
   test('E2B routes not served yet answer 501 with the E2B body, and the SDK reports it', async () => {
     for (const [method, path] of [
       ['POST', `/sandboxes/${sbx.sandboxId}/fork`],

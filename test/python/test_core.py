@@ -1,6 +1,7 @@
 """The last mile of the core, through the official Python SDKs (sync and async)."""
 
 import asyncio
+import datetime
 import os
 import threading
 import time
@@ -80,6 +81,22 @@ def test_write_files_with_relative_paths_in_one_request(sbx: Sandbox) -> None:
     p = f"dup-{uuid.uuid4().hex[:8]}.txt"
     with pytest.raises(InvalidArgumentException, match="more than once"):
         sbx.files.write_files([{"path": p, "data": "1"}, {"path": f"{HOME}/{p}", "data": "2"}])
+
+
+def test_metrics_history_and_ranges() -> None:
+    s = Sandbox.create(timeout=120, metadata=METADATA)
+    try:
+        s.commands.run("sleep 11")
+        all_points = s.get_metrics()
+        assert len(all_points) >= 2
+        stamps = [m.timestamp for m in all_points]
+        assert stamps == sorted(stamps) and all(int(t.timestamp()) % 5 == 0 for t in stamps)
+        first = stamps[0]
+        one = s.get_metrics(start=first + datetime.timedelta(seconds=1), end=first + datetime.timedelta(seconds=3))
+        assert [m.timestamp for m in one] == [first]
+        assert s.get_metrics(start=first - datetime.timedelta(hours=1), end=first - datetime.timedelta(minutes=1)) == []
+    finally:
+        s.kill()
 
 
 def test_unsupported_create_fields_and_routes() -> None:
