@@ -408,10 +408,10 @@ func writeUpload(u *User, p string, src io.Reader, md map[string]string) (envdap
 		}
 		return envdapi.EntryInfo{}, fmt.Errorf("write %s: %w", p, err)
 	}
-	if md != nil {
-		if err := replaceMetadata(file, md); err != nil {
-			return envdapi.EntryInfo{}, fmt.Errorf("metadata of %s: %w", p, err)
-		}
+	// Even without metadata: an overwritten file must not keep the
+	// metadata of its old contents.
+	if err := replaceMetadata(file, md); err != nil {
+		return envdapi.EntryInfo{}, fmt.Errorf("metadata of %s: %w", p, err)
 	}
 	if err := file.Close(); err != nil {
 		return envdapi.EntryInfo{}, fmt.Errorf("close %s: %w", p, err)

@@ -257,6 +257,15 @@ func TestUploadMetadata(t *testing.T) {
 	if data, _ := os.ReadFile(p); string(data) != "new" {
 		t.Errorf("file changed by a rejected upload: %q", data)
 	}
+
+	// Overwriting without metadata clears it; the response has none.
+	resp, b = e.filesRequest(t, http.MethodPost, url.Values{"path": {p}}, http.Header{"Content-Type": {"application/octet-stream"}}, strings.NewReader("plain"))
+	if resp.StatusCode != 200 || strings.Contains(string(b), "metadata") {
+		t.Fatalf("%d %s", resp.StatusCode, b)
+	}
+	if md := readMetadata(p); len(md) != 0 {
+		t.Errorf("metadata kept after an overwrite without any: %v", md)
+	}
 }
 
 func TestUploadOwnership(t *testing.T) {

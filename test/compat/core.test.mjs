@@ -114,6 +114,20 @@ describe('core: the last mile', () => {
     assert.equal(owner.stdout.trim(), 'user\nuser')
   })
 
+  test('file metadata: set on write, cleared by an overwrite without it, read from xattrs', async () => {
+    const p = `${HOME}/${uniqueName('meta')}.txt`
+    const info = await sbx.files.write(p, 'x', { metadata: { Owner: 'a', k2: 'v 2' } })
+    assert.deepEqual(info.metadata, { owner: 'a', k2: 'v 2' })
+    assert.deepEqual((await sbx.files.getInfo(p)).metadata, { owner: 'a', k2: 'v 2' })
+    await sbx.files.write(p, 'y')
+    assert.deepEqual((await sbx.files.getInfo(p)).metadata ?? {}, {})
+    const set = await sbx.commands.run(`python -c "import os; os.setxattr('${p}', 'user.e2b.color', b'blue')"`)
+    assert.equal(set.exitCode, 0, set.stderr)
+    assert.deepEqual((await sbx.files.getInfo(p)).metadata, { color: 'blue' })
+    const listed = (await sbx.files.list(HOME)).find((e) => e.path === p)
+    assert.deepEqual(listed.metadata, { color: 'blue' })
+  })
+
   test('files.write of an empty list writes nothing and returns []', async () => {
     assert.deepEqual(await sbx.files.write([]), [])
   })

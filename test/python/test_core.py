@@ -99,6 +99,19 @@ def test_metrics_history_and_ranges() -> None:
         s.kill()
 
 
+def test_file_metadata(sbx: Sandbox) -> None:
+    p = f"{HOME}/meta-{uuid.uuid4().hex[:8]}.txt"
+    sbx.files.write(p, "x", metadata={"Owner": "a"})
+    assert sbx.files.get_info(p).metadata == {"owner": "a"}
+    sbx.files.write(p, "y")
+    assert not sbx.files.get_info(p).metadata
+    r = sbx.commands.run(f"python -c \"import os; os.setxattr('{p}', 'user.e2b.color', b'blue')\"")
+    assert r.exit_code == 0
+    assert sbx.files.get_info(p).metadata == {"color": "blue"}
+    (listed,) = [e for e in sbx.files.list(HOME) if e.path == p]
+    assert listed.metadata == {"color": "blue"}
+
+
 def test_unsupported_create_fields_and_routes() -> None:
     with pytest.raises(SandboxException, match="mcp"):
         Sandbox.create(mcp={"exa": {"apiKey": "x"}}, timeout=60, metadata=METADATA)
