@@ -49,7 +49,7 @@ func (h *metricsHistory) last(id string) (Sample, bool) {
 	return s[len(s)-1], true
 }
 
-// add appends s unless its interval already has a sample.
+// add appends s, or replaces the sample of its interval with the newer s.
 func (h *metricsHistory) add(id string, s Sample) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -58,6 +58,9 @@ func (h *metricsHistory) add(id string, s Sample) {
 	}
 	cur := h.by[id]
 	if n := len(cur); n > 0 && !cur[n-1].At.Before(s.At) {
+		if cur[n-1].At.Equal(s.At) && s.taken.After(cur[n-1].taken) {
+			cur[n-1] = s
+		}
 		return
 	}
 	if len(cur) >= metricsKeep {
@@ -163,9 +166,9 @@ func newSample(sb *store.Sandbox, st runtime.Stats, now time.Time) Sample {
 }
 
 // Metrics returns a sandbox's samples whose interval overlaps [start, end]
-// (zero times leave that side open). A running sandbox not yet sampled in
-// the current interval is sampled now when the range reaches it, so a
-// sandbox just created has a point at once.
+// (zero times leave that side open). When the range reaches the current
+// interval, a running sandbox is sampled now, so the last point is current
+// (a sandbox just created has one at once).
 func (o *Orchestrator) Metrics(ctx context.Context, id string, start, end time.Time) ([]Sample, error) {
 	now := time.Now()
 	if end.IsZero() || end.After(now) {
@@ -179,10 +182,8 @@ func (o *Orchestrator) Metrics(ctx context.Context, id string, start, end time.T
 		return nil, err
 	}
 	if sb.State == store.StateRunning && !end.Before(now.Truncate(MetricsInterval)) {
-		if last, ok := o.metrics.last(id); !ok || last.At.Before(now.Truncate(MetricsInterval)) {
-			if _, err := o.sample(ctx, id, now); err != nil {
-				return nil, fmt.Errorf("metrics of %s: %w", id, err)
-			}
+		if _, err := o.sample(ctx, id, now); err != nil {
+			return nil, fmt.Errorf("metrics of %s: %w", id, err)
 		}
 	}
 	return o.metrics.inRange(id, start, end), nil

@@ -15,7 +15,7 @@ func TestMetricsHistoryRanges(t *testing.T) {
 	for i := range 4 {
 		h.add("a", Sample{At: base.Add(time.Duration(i) * MetricsInterval)})
 	}
-	h.add("a", Sample{At: base.Add(MetricsInterval)}) // an interval already sampled is kept once
+	h.add("a", Sample{At: base.Add(MetricsInterval)}) // a second sample of an interval does not add a point
 	at := func(ss []Sample) []int64 {
 		out := []int64{}
 		for _, s := range ss {
