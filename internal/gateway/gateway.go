@@ -291,11 +291,13 @@ func targetFrom(ctx context.Context) target {
 func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	t := targetFrom(r.Context())
 	if errors.Is(context.Cause(r.Context()), errSandboxStopped) {
-		// Cut the connection, as E2B's proxy does when a sandbox dies under
-		// a request: the SDKs read a closed connection plus a sandbox that
-		// is no longer running as "killed while the request was in
-		// progress"; a 502 body would read as a timeout.
-		panic(http.ErrAbortHandler)
+		// No response yet: answer as for a sandbox that is gone (the SDKs'
+		// isRunning reads 502 as false). A response already streaming
+		// (the interpreter sends its headers at once) is cut by the proxy
+		// instead, which the SDKs read as "killed while the request was
+		// in progress".
+		writeJSON(w, http.StatusBadGateway, map[string]any{"sandboxId": t.id, "message": "The sandbox was stopped while the request was in progress", "code": http.StatusBadGateway})
+		return
 	}
 	if errors.Is(err, context.Canceled) {
 		return // the client went away

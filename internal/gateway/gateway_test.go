@@ -272,9 +272,13 @@ func TestStoppedSandboxCutsRequests(t *testing.T) {
 	}
 	select {
 	case r := <-waiting:
-		if r != nil {
-			r.Body.Close()
-			t.Fatalf("request waiting for headers got a %d response; want the connection closed", r.StatusCode)
+		if r == nil {
+			t.Fatal("request waiting for headers: connection cut; want a 502 with the E2B body (isRunning reads it as false)")
+		}
+		b, _ := io.ReadAll(r.Body)
+		r.Body.Close()
+		if r.StatusCode != http.StatusBadGateway || !strings.Contains(string(b), `"code":502`) {
+			t.Fatalf("request waiting for headers got %d %s; want 502", r.StatusCode, b)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("request waiting for headers still open 5s after the sandbox stopped")
