@@ -85,7 +85,7 @@ API key. Sandboxes keep running across a restart of the server.`,
 	f.StringVar(&o.dataDir, "data-dir", envOr("AIRLOCK_DATA_DIR", "/var/lib/airlock"), "data directory (env AIRLOCK_DATA_DIR)")
 	f.StringVar(&o.store, "store", envOr("AIRLOCK_STORE", ""), storeFlagHelp)
 	f.StringVar(&o.runtime, "runtime", envOr("AIRLOCK_RUNTIME", ""), "default isolation runtime: runsc (gVisor) or runc; default runsc when installed, else runc with a warning. The other one stays available per template and per sandbox (env AIRLOCK_RUNTIME)")
-	f.StringVar(&o.domain, "domain", envOr("AIRLOCK_DOMAIN", ""), "sandbox domain for {port}-{id}.{domain} host routing (env AIRLOCK_DOMAIN)")
+	f.StringVar(&o.domain, "domain", envOr("AIRLOCK_DOMAIN", ""), "public sandbox domain for {port}-{id}.{domain} host routing, as clients dial it (add :PORT if not the scheme's default) (env AIRLOCK_DOMAIN)")
 	f.StringVar(&o.bridge, "bridge", envOr("AIRLOCK_BRIDGE", "airlock0"), "host bridge for sandbox networking; one per server on a host (env AIRLOCK_BRIDGE)")
 	f.StringVar(&o.subnet, "subnet", envOr("AIRLOCK_SUBNET", "10.213.0.0/16"), "sandbox address range on the bridge (env AIRLOCK_SUBNET)")
 	f.StringVar(&o.tlsCert, "tls-cert", envOr("AIRLOCK_TLS_CERT", ""), "serve HTTPS with this certificate (PEM); for {port}-{id}.{domain} routing use a wildcard certificate (env AIRLOCK_TLS_CERT)")
@@ -208,12 +208,12 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 
 	var trust selfsigned.Files
 	if o.selfSigned {
-		if trust, err = selfsigned.Ensure(filepath.Join(o.dataDir, "tls"), o.domain, time.Now()); err != nil {
+		if trust, err = selfsigned.Ensure(filepath.Join(o.dataDir, "tls"), domainHost(o.domain), time.Now()); err != nil {
 			return fmt.Errorf("self-signed certificate: %w", err)
 		}
 		o.tlsCert, o.tlsKey = trust.Cert, trust.Key
 	}
-	gw := gateway.New(routes{orch}, o.domain, log)
+	gw := gateway.New(routes{orch}, domainHost(o.domain), log)
 	apiSrv := api.New(api.Config{Orchestrator: orch, Store: st, Templates: templates, Log: log,
 		Domain: sandboxDomain(o.domain, o.addr, o.tlsCert != "")})
 	hs := &http.Server{

@@ -10,19 +10,31 @@ import (
 
 // sandboxDomain is the domain create responses carry, so the SDKs'
 // getHost(port) (`{port}-{id}.{domain}`) points at this server and never
-// at E2B's cloud, the SDKs' default. Without --domain it is "localhost",
-// whose subdomains browsers and curl resolve to this machine. The listen
-// port is appended unless it is the scheme's default, because the SDKs
-// put the domain into URLs verbatim.
+// at E2B's cloud, the SDKs' default. An explicit --domain is the public
+// name and is used as given: behind a proxy or a port forward the listen
+// port is not the one clients dial, so an operator who needs a port writes
+// it into the domain (d.test:8443). Without --domain it is "localhost",
+// whose subdomains browsers and curl resolve to this machine, with the
+// listen port unless it is the scheme's default, because the SDKs put the
+// domain into URLs verbatim.
 func sandboxDomain(domain, addr string, tls bool) string {
-	if domain == "" {
-		domain = "localhost"
+	if domain != "" {
+		return domain
 	}
 	_, port, err := net.SplitHostPort(addr)
 	if err != nil || port == "" || (port == "443" && tls) || (port == "80" && !tls) {
-		return domain
+		return "localhost"
 	}
-	return domain + ":" + port
+	return "localhost:" + port
+}
+
+// domainHost is the domain without a port: what certificates name and
+// what the gateway matches a request's host against.
+func domainHost(domain string) string {
+	if h, _, err := net.SplitHostPort(domain); err == nil {
+		return h
+	}
+	return domain
 }
 
 // publicURLHelp is what serve prints at start about sandbox URLs: how

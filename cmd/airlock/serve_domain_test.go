@@ -16,12 +16,24 @@ func TestSandboxDomain(t *testing.T) {
 		{"", ":3000", false, "localhost:3000"},
 		{"", "127.0.0.1:80", false, "localhost"},
 		{"", "127.0.0.1:443", false, "localhost:443"},
+		{"", "[::1]:443", true, "localhost"},
+		{"", "[::1]:80", true, "localhost:80"},
+		// An explicit domain is the public name: behind a proxy the
+		// listen port is not what clients dial.
 		{"sbx.example.com", ":443", true, "sbx.example.com"},
-		{"sbx.example.com", ":3000", true, "sbx.example.com:3000"},
-		{"sbx.example.com", "[::1]:80", true, "sbx.example.com:80"},
+		{"sbx.example.com", ":3000", true, "sbx.example.com"},
+		{"sbx.example.com:8443", ":3000", true, "sbx.example.com:8443"},
 	} {
 		if got := sandboxDomain(c.domain, c.addr, c.tls); got != c.want {
 			t.Errorf("sandboxDomain(%q, %q, %v) = %q, want %q", c.domain, c.addr, c.tls, got, c.want)
+		}
+	}
+}
+
+func TestDomainHost(t *testing.T) {
+	for in, want := range map[string]string{"d.test": "d.test", "d.test:8443": "d.test", "localhost:3000": "localhost"} {
+		if got := domainHost(in); got != want {
+			t.Errorf("domainHost(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
