@@ -227,7 +227,9 @@ func TestFlushedMapsFailClosed(t *testing.T) {
 	hostSrv := serveHTTP(t, "", m.Gateway().String()+":0")
 	ep := attach(t, m, Policy{AllowInternet: true})
 	for _, set := range []*nftables.Set{verdictMap(m.table(), fwdMapName), verdictMap(m.table(), inMapName)} {
-		if _, err := httpGetFrom(ep.NetNSPath, server, time.Second); err != nil {
+		// A reachable server answers well within 5 s even on a loaded
+		// machine (seen: the first dial after setup took >1 s in CI).
+		if _, err := httpGetFrom(ep.NetNSPath, server, 5*time.Second); err != nil {
 			t.Fatalf("before flushing %s: sandbox -> %s: %v", set.Name, server, err)
 		}
 		flushMap(t, m, set)
