@@ -16,6 +16,8 @@ for pkg in postgresql make procps psmisc python3 python3-venv gcc libc6-dev \
   python3-ipykernel python3-numpy python3-pandas python3-matplotlib r-cran-irkernel; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
 done
+# A JDK: the Java kernel's tests compile and run it on the host.
+command -v javac >/dev/null || need_apt+=(openjdk-17-jdk-headless)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "==> apt-get install ${need_apt[*]} (test-only)"
   apt-get update -q

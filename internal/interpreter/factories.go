@@ -9,5 +9,6 @@ func BuiltinFactories() map[string]Factory {
 		"javascript": NewNodeKernel,
 		"typescript": NewNodeKernel,
 		"bash":       NewBashKernel,
+		"java":       NewJavaKernel,
 	}
 }

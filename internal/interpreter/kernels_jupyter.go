@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/airlock-sandbox/airlock/internal/javakernel"
 )
 
 //go:embed e2b_display.py
@@ -145,4 +147,42 @@ func rSetEnv(v map[string]string) string {
 		parts = append(parts, rString(k)+" = "+rString(v[k]))
 	}
 	return "do.call(Sys.setenv, list(" + strings.Join(parts, ", ") + "))"
+}
+
+// JavaSpec runs Airlock's Java kernel (JShell on JJava's kernel base,
+// internal/javakernel) compiled in dir. A JVM takes SIGINT as "exit", so
+// interrupts go as messages; env vars are set by a directive the kernel
+// handles itself, as system properties (what E2B's Java kernel reads) and
+// in its process environment.
+func JavaSpec(dir string) JupyterSpec {
+	return JupyterSpec{
+		Language:      "java",
+		Argv:          javakernel.Argv(dir),
+		InterruptMode: "message",
+		SetEnv:        func(v map[string]string) string { return javaEnv("set", v) },
+		PushEnv:       func(v map[string]string) string { return javaEnv("push", v) },
+		PopEnv:        javaEnv("pop", nil),
+	}
+}
+
+func javaEnv(op string, v map[string]string) string {
+	b, _ := json.Marshal(map[string]any{"op": op, "vars": v})
+	return "//airlock:env " + string(b)
+}
+
+// NewJavaKernel starts the Java kernel installed in the template.
+func NewJavaKernel(ctx context.Context, opts KernelOptions) (Kernel, error) {
+	return newJavaKernel(ctx, opts, javakernel.Dir)
+}
+
+// newJavaKernel starts the Java kernel compiled in dir. It starts in
+// opts.Cwd, which the JVM takes as user.dir (E2B's Java contexts' cwd),
+// and sets the sandbox's env vars as system properties too.
+func newJavaKernel(ctx context.Context, opts KernelOptions, dir string) (Kernel, error) {
+	opts.Language = "java"
+	spec := JavaSpec(dir)
+	if len(opts.Env) > 0 {
+		spec.Startup = spec.SetEnv(opts.Env)
+	}
+	return NewJupyterKernel(ctx, opts, spec)
 }

@@ -37,6 +37,9 @@ var dialects = []dialect{
 	{factory: NewRKernel, lang: "r", require: requireR,
 		setVar: "v <- 41", printVar: "cat(v, '\\n', sep='')", stderr: "message('oops')", fail: "stop('bad')",
 		printEnv: "cat(Sys.getenv('SUITE_VAR'), '\\n', sep='')", printCwd: "cat(getwd(), '\\n', sep='')", loop: "repeat {}"},
+	{factory: newTestJavaKernel, lang: "java", require: requireJava,
+		setVar: "int v = 41;", printVar: "System.out.println(v);", stderr: `System.err.println("oops");`, fail: `throw new RuntimeException("bad");`,
+		printEnv: `System.out.println(System.getenv("SUITE_VAR"));`, printCwd: `System.out.println(System.getProperty("user.dir"));`, loop: "while (true) {}"},
 }
 
 func TestKernelSuite(t *testing.T) {

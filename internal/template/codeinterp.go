@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/airlock-sandbox/airlock/internal/javakernel"
 )
 
 // InterpreterStartCmd is code-interpreter-v1's start command: envd runs it
@@ -19,7 +21,7 @@ const InterpreterStartCmd = "/.airlock/envd interpreter"
 // ciRecipe names the current way code-interpreter-v1 is built on top of
 // base; bump it whenever that changes. Its rootfs path carries base's
 // recipe too, so a new base rebuilds it.
-const ciRecipe = "ci-1"
+const ciRecipe = "ci-2"
 
 // typescriptVersion is the npm typescript installed globally for the
 // TypeScript kernel. 5.x: the last line with the JavaScript compiler API
@@ -35,6 +37,9 @@ var ciPackages = []string{
 	// OpenBLAS headers (~250 MB) out.
 	"python3-munkres",
 	"r-base-core", "r-cran-irkernel",
+	// The Java kernel (internal/javakernel) compiles and runs on it; JShell
+	// is part of the JDK.
+	"openjdk-17-jdk-headless",
 }
 
 // ciNPM are the npm packages installed globally (under /usr/local).
@@ -50,6 +55,9 @@ type layerOptions struct {
 	CacheDir string // shared .deb cache
 	Packages []string
 	NPM      []string // npm install -g arguments
+	// JavaJars, when set, is the cache of the Java kernel's pinned jars:
+	// the kernel is staged into the tree and compiled there.
+	JavaJars string
 }
 
 // installFunc installs packages into an existing rootfs, writing progress
@@ -70,6 +78,9 @@ apt() { chroot "$R" apt-get -q -y -o APT::Sandbox::User=root -o Dpkg::Progress-F
 echo "` + stageMarker + stageAptUpdate + `"
 apt update
 echo "` + stageMarker + stageAptInstall + `"
+# base trims man pages, but OpenJDK's postinst registers alternatives for
+# them and fails without the directory.
+mkdir -p "$R/usr/share/man/man1"
 apt install --no-install-recommends "$@"
 echo "` + stageMarker + stageNPM + `"
 if [ -n "$NPM" ]; then
@@ -85,6 +96,9 @@ if [ -n "$NPM" ]; then
 		npm install --global --no-audit --no-fund --no-update-notifier --loglevel=http $NPM
 	if [ -n "$ca" ]; then umount "$R$ca" && rm -f "$R$ca"; fi
 	rm -rf "$R/tmp/airlock-npm-cache"
+fi
+if [ -n "$JAVA" ]; then
+	(set -f; chroot "$R" $JAVA) # no globbing: the class path ends in /*
 fi
 # Build matplotlib's font cache now, as the sandbox user, instead of on
 # every sandbox's first plot.
@@ -103,8 +117,19 @@ func installLayer(ctx context.Context, o layerOptions, out io.Writer) error {
 	if err := os.MkdirAll(filepath.Join(o.CacheDir, "partial"), 0o755); err != nil {
 		return fmt.Errorf("create apt cache: %w", err)
 	}
+	var javac string
+	if o.JavaJars != "" {
+		jars, err := javakernel.Fetch(ctx, o.JavaJars, javakernel.Repository())
+		if err != nil {
+			return err
+		}
+		if err := javakernel.Stage(filepath.Join(o.Target, javakernel.Dir), jars); err != nil {
+			return err
+		}
+		javac = strings.Join(javakernel.CompileArgs(javakernel.Dir), " ")
+	}
 	args := append([]string{"-c", layerScript, "layer-stage"}, o.Packages...)
-	env := []string{"R=" + o.Target, "CACHE=" + o.CacheDir, "NPM=" + strings.Join(o.NPM, " ")}
+	env := []string{"R=" + o.Target, "CACHE=" + o.CacheDir, "NPM=" + strings.Join(o.NPM, " "), "JAVA=" + javac}
 	if err := runIsolated(ctx, out, env, "sh", args...); err != nil {
 		return fmt.Errorf("install %s: %w", strings.Join(append(o.Packages, o.NPM...), " "), err)
 	}
@@ -128,7 +153,8 @@ func (m *Manager) fillCodeInterpreter(ctx context.Context, baseDir, dir string, 
 	m.log.Info("copied base rootfs", "template", CodeInterpreterAlias, "duration", time.Since(start).Round(time.Millisecond).String())
 
 	out := m.progressWriter(CodeInterpreterAlias, tr, rep)
-	opts := layerOptions{Target: dir, CacheDir: m.cacheDir(), Packages: ciPackages, NPM: ciNPM}
+	opts := layerOptions{Target: dir, CacheDir: m.cacheDir(), Packages: ciPackages, NPM: ciNPM,
+		JavaJars: filepath.Join(m.cfg.DataDir, "cache", "maven")}
 	if err := m.install(ctx, opts, out); err != nil {
 		out.Flush()
 		return fmt.Errorf("%w (last output: %s)", err, out.Tail())

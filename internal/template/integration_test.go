@@ -135,6 +135,8 @@ func TestBuildBaseReal(t *testing.T) {
 		{"/usr/bin/Rscript", "-e", "library(IRkernel)"},
 		{"/usr/local/bin/tsc", "--version"},
 		{"/usr/bin/node", "-e", "require('typescript').transpileModule('let x: number = 1', {})"},
+		// The Java kernel was compiled in the tree.
+		{"/usr/bin/javap", "-cp", "/opt/airlock/java/classes", "AirlockJavaKernel"},
 	} {
 		cmd := exec.CommandContext(ctx, "chroot", append([]string{ci.RootfsDir}, args...)...)
 		cmd.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8", "HOME=/root", "NODE_PATH=/usr/local/lib/node_modules"}

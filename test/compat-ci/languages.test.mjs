@@ -54,6 +54,25 @@ describe('languages', () => {
     assert.match(`${err.error?.value} ${err.error?.traceback}`, /boom/)
   })
 
+  test("language 'java': values, state, System.out, env vars, contexts and errors", async () => {
+    const ex = await box.sbx.runCode('int base = 40;\nSystem.out.println("from java");\nbase + 2', { language: 'java' })
+    assert.equal(ex.error, undefined)
+    assert.equal(ex.text, '42')
+    assert.deepEqual(ex.logs.stdout, ['from java\n'])
+    assert.equal((await box.sbx.runCode('"s" + base', { language: 'java' })).text, 's40')
+    // E2B's Java reads env vars as system properties; they are in getenv too.
+    const env = await box.sbx.runCode('System.getProperty("CI_J") + System.getenv("CI_J")', { language: 'java', envs: { CI_J: 'v' } })
+    assert.equal(env.text, 'vv')
+    assert.equal((await box.sbx.runCode('System.getProperty("CI_J")', { language: 'java' })).text, 'null')
+    const ctx = await box.sbx.createCodeContext({ language: 'java', cwd: '/tmp' })
+    assert.equal(ctx.language, 'java')
+    assert.equal((await box.sbx.runCode('System.getProperty("user.dir")', { context: ctx })).text, '/tmp')
+    assert.equal((await box.sbx.runCode('base', { context: ctx })).error?.name, 'CompilationException')
+    const err = await box.sbx.runCode('Integer.parseInt("x")', { language: 'java' })
+    assert.equal(err.error?.name, 'NumberFormatException')
+    assert.match(err.error?.value ?? '', /For input string: "x"/)
+  })
+
   test('languages do not share state with python', async () => {
     await box.sbx.runCode('shared_name = "python"')
     const js = await box.sbx.runCode('typeof shared_name', { language: 'js' })

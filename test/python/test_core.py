@@ -143,6 +143,19 @@ def test_pie_angles_are_exact(code: CodeSandbox) -> None:
     assert ex.results[0].png.startswith(PNG)
 
 
+def test_java_values_env_and_contexts(code: CodeSandbox) -> None:
+    ex = code.run_code('int base = 40;\nSystem.out.println("from java");\nbase + 2', language="java")
+    assert ex.error is None, ex.error
+    assert ex.text == "42" and ex.logs.stdout == ["from java\n"]
+    env = code.run_code('System.getProperty("PY_J") + System.getenv("PY_J")', language="java", envs={"PY_J": "v"})
+    assert env.text == "vv"
+    assert code.run_code('System.getProperty("PY_J")', language="java").text == "null"
+    ctx = code.create_code_context(language="java", cwd="/tmp")
+    assert code.run_code('System.getProperty("user.dir")', context=ctx).text == "/tmp"
+    err = code.run_code('Integer.parseInt("x")', language="java")
+    assert err.error is not None and err.error.name == "NumberFormatException"
+
+
 def test_r_output_and_stdin(code: CodeSandbox) -> None:
     ex = code.run_code('print("hi R")\ncat("cat out\\n")\n1+1', language="r")
     assert ex.logs.stdout == ['[1] "hi R"\n', "cat out\n"]
