@@ -24,6 +24,12 @@ import (
 //go:embed AirlockJavaKernel.java
 var Source string
 
+// SourceHash is a short hash of Source, for cache keys.
+func SourceHash() string {
+	sum := sha256.Sum256([]byte(Source))
+	return hex.EncodeToString(sum[:4])
+}
+
 // MainClass is the kernel's entry point.
 const MainClass = "AirlockJavaKernel"
 

@@ -21,7 +21,9 @@ const InterpreterStartCmd = "/.airlock/envd interpreter"
 // ciRecipe names the current way code-interpreter-v1 is built on top of
 // base; bump it whenever that changes. Its rootfs path carries base's
 // recipe too, so a new base rebuilds it.
-const ciRecipe = "ci-2"
+// The Java kernel's source hash is part of it, so a changed kernel is
+// compiled into a new tree.
+var ciRecipe = "ci-2-" + javakernel.SourceHash()
 
 // typescriptVersion is the npm typescript installed globally for the
 // TypeScript kernel. 5.x: the last line with the JavaScript compiler API
