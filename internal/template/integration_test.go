@@ -135,14 +135,16 @@ func TestBuildBaseReal(t *testing.T) {
 		{"/usr/bin/Rscript", "-e", "library(IRkernel)"},
 		{"/usr/local/bin/tsc", "--version"},
 		{"/usr/bin/node", "-e", "require('typescript').transpileModule('let x: number = 1', {})"},
-		// The Java kernel was compiled in the tree.
-		{"/usr/bin/javap", "-cp", "/opt/airlock/java/classes", "AirlockJavaKernel"},
 	} {
 		cmd := exec.CommandContext(ctx, "chroot", append([]string{ci.RootfsDir}, args...)...)
 		cmd.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8", "HOME=/root", "NODE_PATH=/usr/local/lib/node_modules"}
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Errorf("code-interpreter-v1: chroot %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
+	}
+	// The Java kernel was compiled in the tree.
+	if _, err := os.Stat(filepath.Join(ci.RootfsDir, "opt/airlock/java/classes/AirlockJavaKernel.class")); err != nil {
+		t.Errorf("code-interpreter-v1: the Java kernel was not compiled: %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(ci.RootfsDir, "usr/lib/python3/dist-packages/scipy")); !os.IsNotExist(err) {
 		t.Errorf("scipy is in code-interpreter-v1 (err %v); python3-munkres should keep it out", err)
