@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/airlock-sandbox/airlock/internal/buildstep"
 	"github.com/airlock-sandbox/airlock/internal/envd"
 )
 
@@ -26,4 +27,19 @@ func newEnvdCmd() *cobra.Command {
 	cmd.Flags().StringVar(&cfg.Addr, "addr", envd.DefaultAddr, "listen address")
 	cmd.Flags().IntVar(&cfg.ReadyFD, "ready-fd", 0, "inherited descriptor to write \"ready\" to once listening (0: none)")
 	return cmd
+}
+
+// newBuildStepCmd runs one template build step inside a build sandbox
+// (internal/buildstep); the build API lends the agent binary for it.
+func newBuildStepCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:                "build-step",
+		Short:              "Run one template build step (started by airlock inside build sandboxes)",
+		Hidden:             true,
+		DisableFlagParsing: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			os.Exit(buildstep.Main(args, os.Stdout, os.Stderr))
+			return nil
+		},
+	}
 }

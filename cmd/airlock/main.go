@@ -37,7 +37,7 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCmd(), newKeysCmd(), newEnvdCmd(), newInterpreterCmd(), newBenchCmd())
+	root.AddCommand(newServeCmd(), newKeysCmd(), newEnvdCmd(), newBuildStepCmd(), newInterpreterCmd(), newBenchCmd())
 	addCLICommands(root) // sandbox, template; exit codes in --help
 	return root
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/airlock-sandbox/airlock/internal/agent"
 	"github.com/airlock-sandbox/airlock/internal/api"
 	"github.com/airlock-sandbox/airlock/internal/apikey"
+	"github.com/airlock-sandbox/airlock/internal/builder"
 	"github.com/airlock-sandbox/airlock/internal/gateway"
 	"github.com/airlock-sandbox/airlock/internal/network"
 	"github.com/airlock-sandbox/airlock/internal/orchestrator"
@@ -155,7 +156,13 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 		fmt.Fprintf(stdout, "\nYour API key (team default, admin; shown once; create more with `airlock keys create --team NAME`):\n\n    E2B_API_KEY=%s\n\n", key)
 	}
 
-	templates := template.NewManager(template.Config{DataDir: o.dataDir}, st, log)
+	// Build API steps run in sandboxes on a build network of their own.
+	runner, closeRunner, err := buildRunner(ctx, o.dataDir, o.usernsBase, serveBuildNet, log)
+	if err != nil {
+		return fmt.Errorf("template build sandboxes: %w", err)
+	}
+	defer closeRunner()
+	templates := template.NewManager(template.Config{DataDir: o.dataDir, Steps: runner}, st, log)
 	// Sandboxes lease the template trees they run on (see template.Lease).
 	var _ orchestrator.TemplateLeaser = templates
 	if err := templates.EnsureDefaults(ctx, stderr); err != nil {
@@ -206,6 +213,14 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 	}
 	defer orch.Close()
 
+	builds := builder.New(builder.Config{
+		Store: st, Trees: templates, DataDir: o.dataDir, Helper: agentBin, Log: log,
+	})
+	defer builds.Close()
+	if err := builds.Recover(ctx); err != nil {
+		return fmt.Errorf("recover template builds: %w", err)
+	}
+
 	var trust selfsigned.Files
 	if o.selfSigned {
 		if trust, err = selfsigned.Ensure(filepath.Join(o.dataDir, "tls"), domainHost(o.domain), time.Now()); err != nil {
@@ -214,7 +229,7 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 		o.tlsCert, o.tlsKey = trust.Cert, trust.Key
 	}
 	gw := gateway.New(routes{orch}, domainHost(o.domain), log)
-	apiSrv := api.New(api.Config{Orchestrator: orch, Store: st, Templates: templates, Log: log,
+	apiSrv := api.New(api.Config{Orchestrator: orch, Store: st, Templates: templates, Builds: builds, Log: log,
 		Domain: sandboxDomain(o.domain, o.addr, o.tlsCert != "")})
 	hs := &http.Server{
 		Handler: gw.Split(apiSrv),

@@ -78,7 +78,7 @@ func newTemplateBuildCmd(f *clientFlags) *cobra.Command {
 			log := slog.New(slog.NewTextHandler(errOf(cmd), &slog.HandlerOptions{Level: slog.LevelWarn}))
 			tcfg := template.Config{DataDir: dataDir}
 			if len(runs) > 0 {
-				runner, done, err := buildRunner(cmd.Context(), dataDir, usernsBase, log)
+				runner, done, err := buildRunner(cmd.Context(), dataDir, usernsBase, cliBuildNet, log)
 				if err != nil {
 					return err
 				}

@@ -16,20 +16,29 @@ import (
 	"github.com/airlock-sandbox/airlock/internal/runtime/oci"
 )
 
-// The build network: a bridge of its own (not the server's, whose firewall
-// state the server keeps in memory), with the same protected ranges, so a
-// build reaches the internet and nothing else. One build per host at a
-// time holds it (buildNetLock).
-const (
-	buildBridge  = "airlockbuild0"
-	buildSubnet  = "10.215.0.0/24"
-	buildNetLock = "/run/airlock/build-network.lock"
+// buildNet is where build sandboxes run: a bridge of their own (not the
+// server's, whose firewall state the server keeps in memory), with the same
+// protected ranges, so a build reaches the internet and nothing else.
+type buildNet struct {
+	bridge, subnet string
+	// lock, if set, is held while the runner lives: one user of the
+	// bridge per host at a time.
+	lock string
+	// tag keeps the runtimes' state apart from other build runners'.
+	tag string
+}
+
+// cliBuildNet is `airlock template build`'s (one at a time per host);
+// serveBuildNet is the server's, for the build API (its builds share it).
+var (
+	cliBuildNet   = buildNet{bridge: "airlockbuild0", subnet: "10.215.0.0/24", lock: "/run/airlock/build-network.lock", tag: "build"}
+	serveBuildNet = buildNet{bridge: "airlockbuild1", subnet: "10.215.1.0/24", tag: "serve-build"}
 )
 
 // buildRunner sets up what runs template build steps in sandboxes: the
 // installed runtimes (state under the data dir, apart from the server's
 // sandboxes), the build network, and the runner. done undoes all of it.
-func buildRunner(ctx context.Context, dataDir string, usernsBase int, log *slog.Logger) (*buildbox.Runner, func(), error) {
+func buildRunner(ctx context.Context, dataDir string, usernsBase int, bn buildNet, log *slog.Logger) (*buildbox.Runner, func(), error) {
 	var undo []func()
 	done := func() {
 		for i := len(undo) - 1; i >= 0; i-- {
@@ -40,20 +49,22 @@ func buildRunner(ctx context.Context, dataDir string, usernsBase int, log *slog.
 		done()
 		return nil, nil, err
 	}
-	if err := os.MkdirAll(filepath.Dir(buildNetLock), 0o755); err != nil {
-		return fail(err)
-	}
-	lock, err := os.OpenFile(buildNetLock, os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return fail(err)
-	}
-	undo = append(undo, func() { lock.Close() })
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		return fail(fmt.Errorf("lock %s: %w", buildNetLock, err))
+	if bn.lock != "" {
+		if err := os.MkdirAll(filepath.Dir(bn.lock), 0o755); err != nil {
+			return fail(err)
+		}
+		lock, err := os.OpenFile(bn.lock, os.O_CREATE|os.O_RDWR, 0o600)
+		if err != nil {
+			return fail(err)
+		}
+		undo = append(undo, func() { lock.Close() })
+		if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+			return fail(fmt.Errorf("lock %s: %w", bn.lock, err))
+		}
 	}
 
-	subnet := netip.MustParsePrefix(buildSubnet)
-	nm, err := network.New(ctx, network.Config{Bridge: buildBridge, Subnet: subnet}, log)
+	subnet := netip.MustParsePrefix(bn.subnet)
+	nm, err := network.New(ctx, network.Config{Bridge: bn.bridge, Subnet: subnet}, log)
 	if err != nil {
 		return fail(fmt.Errorf("build network: %w", err))
 	}
@@ -68,9 +79,9 @@ func buildRunner(ctx context.Context, dataDir string, usernsBase int, log *slog.
 	for _, name := range []string{oci.RuntimeRunsc, oci.RuntimeRunc} {
 		cfg := oci.Config{
 			Runtime:      name,
-			StateDir:     filepath.Join(dataDir, "builds"),
-			RuntimeRoot:  filepath.Join(filepath.Dir(runtimeRoot(dataDir, name)), "build-"+name),
-			CgroupParent: "airlock-build",
+			StateDir:     filepath.Join(dataDir, bn.tag+"s"),
+			RuntimeRoot:  filepath.Join(filepath.Dir(runtimeRoot(dataDir, name)), bn.tag+"-"+name),
+			CgroupParent: "airlock-" + bn.tag,
 			DiskCacheDir: filepath.Join(dataDir, "sandboxes.disks"), // the server's blank images
 		}
 		if name == oci.RuntimeRunc && usernsBase > 0 {

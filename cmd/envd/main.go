@@ -4,6 +4,7 @@
 // on port 49983; `envd interpreter` runs the code-interpreter server. The
 // build embeds it into airlock (internal/agent), which bind-mounts it into
 // sandboxes: it starts in about half the time of the whole airlock binary.
+// `envd build-step` is the helper that template build steps run.
 // `airlock envd` and `airlock interpreter` run the same code.
 package main
 
@@ -15,11 +16,22 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/airlock-sandbox/airlock/internal/buildstep"
 	"github.com/airlock-sandbox/airlock/internal/envd"
 	"github.com/airlock-sandbox/airlock/internal/interpreter"
 )
 
 func main() {
+	// Build steps run `envd build-step ...` as a short-lived helper: it
+	// must not start the agent's logging or signal handling.
+	if args := os.Args[1:]; len(args) > 0 {
+		if args[0] == "envd" {
+			args = args[1:]
+		}
+		if len(args) > 0 && args[0] == "build-step" {
+			os.Exit(buildstep.Main(args[1:], os.Stdout, os.Stderr))
+		}
+	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	var err error

@@ -44,6 +44,7 @@ type Orchestrator interface {
 // teams, and sandbox listings (for the admin routes and template deletes).
 type Store interface {
 	store.Templates
+	store.TemplateBuilds
 	store.APIKeys
 	store.Teams
 	ListSandboxes(ctx context.Context, f store.SandboxFilter) ([]*store.Sandbox, *store.Cursor, error)
@@ -55,7 +56,9 @@ type Config struct {
 	Store        Store
 	// Templates, if set, removes a deleted template's files from disk.
 	Templates TemplateFiles
-	Log       *slog.Logger
+	// Builds, if set, serves E2B's template build API.
+	Builds Builds
+	Log    *slog.Logger
 	// Domain is returned to SDKs as the sandbox domain, for getHost(port);
 	// "" sends null, which makes the SDKs fall back to E2B's cloud, so
 	// serve always sets it.
@@ -104,6 +107,9 @@ const (
 	team                // any valid API key; the caller's team is in the context
 	owner               // a valid key of the team that owns the {id} sandbox
 	admin               // an admin key (operator-only routes)
+	// link: no key; the handler checks a signed link's token and streams
+	// the body itself (uploads too large to hold in memory).
+	link
 )
 
 // Body limits per route; larger bodies get 413.
@@ -111,6 +117,8 @@ const (
 	noBody    = 4 << 10  // routes that read none; tolerate a stray "{}"
 	smallBody = 64 << 10 // {"timeout": n} and friends
 	createMax = 1 << 20  // a create with metadata and env vars
+	buildMax  = 8 << 20  // a template build: every step's arguments
+	uploadMax = 4 << 30  // a COPY step's files (builder.Config.MaxUpload)
 )
 
 // defaultBodyReadTimeout bounds how long a client may take to send a
@@ -151,7 +159,9 @@ func (s *Server) table() []route {
 		{"GET /sandboxes/{id}/logs", owner, noBody, s.logs},
 
 		{"GET /templates", team, noBody, s.listTemplates},
-		{"GET /templates/aliases/{alias}", team, noBody, s.templateAlias},
+		// One pattern for both: Go's mux refuses the pair as ambiguous
+		// (/templates/aliases/tags matches each).
+		{"GET /templates/{id}/{sub}", team, noBody, s.templateAliasOrTags},
 		{"DELETE /templates/{id}", team, noBody, s.deleteTemplate},
 
 		// E2B routes Airlock does not serve yet: 501 with E2B's body, never
@@ -162,13 +172,14 @@ func (s *Server) table() []route {
 		{"GET /v2/sandboxes/{id}/logs", owner, noBody, notImplemented("v2 logs")},
 		{"GET /sandboxes/metrics", team, noBody, notImplemented("metrics of many sandboxes")},
 		{"GET /snapshots", team, noBody, notImplemented("snapshots")},
-		{"POST /v3/templates", team, smallBody, notImplemented("template builds through the API")},
-		{"POST /v2/templates/{id}/builds/{buildID}", team, createMax, notImplemented("template builds through the API")},
-		{"GET /templates/{id}/builds/{buildID}/status", team, noBody, notImplemented("template builds through the API")},
-		{"GET /templates/{id}/builds/{buildID}/logs", team, noBody, notImplemented("template builds through the API")},
-		{"GET /templates/{id}/files/{hash}", team, noBody, notImplemented("template builds through the API")},
-		{"POST /templates/tags", team, smallBody, notImplemented("template tags")},
-		{"DELETE /templates/tags", team, smallBody, notImplemented("template tags")},
+		{"POST /v3/templates", team, smallBody, s.requestBuild},
+		{"POST /v2/templates/{id}/builds/{buildID}", team, buildMax, s.startBuild},
+		{"GET /templates/{id}/builds/{buildID}/status", team, noBody, s.buildStatus},
+		{"GET /templates/{id}/builds/{buildID}/logs", team, noBody, s.buildLogs},
+		{"GET /templates/{id}/files/{hash}", team, noBody, s.fileLink},
+		{"PUT /templates/{id}/files/{hash}", link, uploadMax, s.uploadFiles},
+		{"POST /templates/tags", team, smallBody, s.assignTags},
+		{"DELETE /templates/tags", team, smallBody, s.removeTags},
 		{"PATCH /v2/templates/{id}", team, smallBody, notImplemented("publishing templates through the API")},
 		{"GET /volumes", team, noBody, notImplemented("volumes")},
 		{"POST /volumes", team, smallBody, notImplemented("volumes")},
@@ -196,6 +207,11 @@ func (s *Server) guard(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength > rt.maxBody {
 			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes", rt.maxBody))
+			return
+		}
+		if rt.access == link {
+			r.Body = http.MaxBytesReader(w, r.Body, rt.maxBody)
+			rt.h(w, r)
 			return
 		}
 		// The body (bounded, small) is read here, in one place for every

@@ -23,9 +23,13 @@ func (s *Server) listTemplates(w http.ResponseWriter, r *http.Request) {
 		if t.TeamID != team && t.TeamID != "" {
 			continue
 		}
+		buildID := t.BuildID
+		if buildID == "" {
+			buildID = t.ID // built-in and CLI-built templates have one build
+		}
 		tj := controlapi.Template{
 			TemplateID:  t.ID,
-			BuildID:     t.ID,
+			BuildID:     buildID,
 			CpuCount:    t.CPUCount,
 			MemoryMB:    t.MemoryMB,
 			DiskSizeMB:  t.DiskSizeMB,
@@ -49,11 +53,24 @@ func (s *Server) listTemplates(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (s *Server) templateAlias(w http.ResponseWriter, r *http.Request) {
-	t, err := s.visibleTemplate(r, r.PathValue("alias"))
+// templateAliasOrTags serves GET /templates/aliases/{alias} and
+// GET /templates/{id}/tags, which share one mux pattern.
+func (s *Server) templateAliasOrTags(w http.ResponseWriter, r *http.Request) {
+	switch id, sub := r.PathValue("id"), r.PathValue("sub"); {
+	case id == "aliases":
+		s.templateAlias(w, r, sub)
+	case sub == "tags":
+		s.listTags(w, r, id)
+	default:
+		writeError(w, http.StatusNotFound, "no route "+r.Method+" "+r.URL.Path)
+	}
+}
+
+func (s *Server) templateAlias(w http.ResponseWriter, r *http.Request, alias string) {
+	t, err := s.visibleTemplate(r, alias)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			writeError(w, http.StatusNotFound, "template alias "+r.PathValue("alias")+" not found")
+			writeError(w, http.StatusNotFound, "template alias "+alias+" not found")
 			return
 		}
 		s.fail(w, r, err)

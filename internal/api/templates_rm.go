@@ -49,6 +49,9 @@ func (s *Server) deleteTemplate(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	if err := s.cfg.Store.DeleteTemplateBuilds(r.Context(), t.ID); err != nil {
+		s.log.Error("remove template builds", "template", t.ID, "err", err)
+	}
 	// The record is gone, so the template no longer exists for anyone; a
 	// file that cannot be removed is the operator's to clean, not an error
 	// for the client.

@@ -151,6 +151,12 @@ func (r *Runner) RunSteps(ctx context.Context, req template.StepRequest) (err er
 			env = append(env, k+"="+ca)
 		}
 	}
+	for _, l := range req.Lend {
+		if !strings.HasPrefix(l.Dest, hostDir+"/") || strings.Contains(l.Dest, "..") {
+			return fmt.Errorf("buildbox: lent path %q is not under %s", l.Dest, hostDir)
+		}
+		mounts = append(mounts, runtime.Mount{Source: l.Source, Destination: l.Dest, ReadOnly: true})
+	}
 	spec := runtime.Spec{
 		ID:        id,
 		RootfsDir: req.Lower,
@@ -239,11 +245,12 @@ func follow(rd io.Reader, nonce string, req template.StepRequest) error {
 			}
 		case len(f) == 3 && f[0] == "fail":
 			i, _ := strconv.Atoi(f[1])
+			code, _ := strconv.Atoi(f[2])
 			step := ""
 			if i >= 0 && i < len(req.Steps) {
 				step = req.Steps[i]
 			}
-			return fmt.Errorf("%w: step %d (%s): exit status %s", template.ErrStepFailed, i+1, step, f[2])
+			return &template.StepError{Index: i, Cmd: step, ExitCode: code}
 		case len(f) == 1 && f[0] == "done":
 			return nil
 		}

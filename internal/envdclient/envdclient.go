@@ -207,6 +207,36 @@ func (c *Client) StartCmd(ctx context.Context, ip netip.Addr, token, user, cmd s
 	return 0, errors.New("envd closed the stream before the process started")
 }
 
+// RunCmd runs cmd (bash -l -c, as user, in cwd if set) to its end and
+// returns its exit code; ctx bounds it (envd kills it at the deadline).
+func (c *Client) RunCmd(ctx context.Context, ip netip.Addr, token, user, cwd, cmd string) (int, error) {
+	client := processconnect.NewProcessClient(c.http, c.url(ip, ""), connect.WithProtoJSON())
+	stdin := false
+	cfg := &rpc.ProcessConfig{Cmd: "/bin/bash", Args: []string{"-l", "-c", cmd}, Envs: map[string]string{}}
+	if cwd != "" {
+		cfg.Cwd = &cwd
+	}
+	req := connect.NewRequest(&rpc.StartRequest{Process: cfg, Stdin: &stdin})
+	if token != "" {
+		req.Header().Set(wire.HeaderAccessToken, token)
+	}
+	req.Header().Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(user+":")))
+	stream, err := client.Start(ctx, req)
+	if err != nil {
+		return 0, err
+	}
+	defer stream.Close()
+	for stream.Receive() {
+		if end := stream.Msg().GetEvent().GetEnd(); end != nil {
+			return int(end.GetExitCode()), nil
+		}
+	}
+	if err := stream.Err(); err != nil {
+		return 0, err
+	}
+	return 0, errors.New("envd closed the stream before the process ended")
+}
+
 // WaitPort polls http://ip:port/health until it answers 2xx, the way E2B's
 // code-interpreter template waits for its server before a sandbox is handed
 // out: the SDK sends /execute right after create.

@@ -359,13 +359,13 @@ func (o *Orchestrator) Create(ctx context.Context, req CreateRequest) (*store.Sa
 		o.finish(cctx, sb.ID, "create failed: "+err.Error())
 		return nil, err
 	}
-	if err := o.envd.Init(cctx, ip, o.envdConfig(sb)); err != nil {
+	if err := o.envd.Init(cctx, ip, o.envdConfig(sb, tpl)); err != nil {
 		o.teardown(cctx, sb.ID)
 		o.finish(cctx, sb.ID, "create failed: configure envd: "+err.Error())
 		return nil, fmt.Errorf("configure envd: %w", err)
 	}
 	tm.mark("envd_init")
-	if err := o.runStartCmd(cctx, sb, ip, tpl.StartCmd); err != nil {
+	if err := o.runStartCmd(cctx, sb, ip, tpl); err != nil {
 		o.teardown(cctx, sb.ID)
 		o.finish(cctx, sb.ID, "create failed: "+err.Error())
 		return nil, err
@@ -484,8 +484,15 @@ func (o *Orchestrator) boot(ctx context.Context, sb *store.Sandbox, tpl *store.T
 	return ep.IP, nil
 }
 
-func (o *Orchestrator) envdConfig(sb *store.Sandbox) envdapi.Init {
+// envdConfig is envd's configuration for sb, with its template's default
+// user and workdir (tpl nil: the server's).
+func (o *Orchestrator) envdConfig(sb *store.Sandbox, tpl *store.Template) envdapi.Init {
 	env := make(map[string]string, len(sb.EnvVars)+3)
+	if tpl != nil {
+		for k, v := range tpl.Envs { // the template's ENV steps, under the sandbox's own
+			env[k] = v
+		}
+	}
 	for k, v := range sb.EnvVars {
 		env[k] = v
 	}
@@ -493,12 +500,16 @@ func (o *Orchestrator) envdConfig(sb *store.Sandbox) envdapi.Init {
 	env["E2B_SANDBOX_ID"] = sb.ID
 	env["E2B_TEMPLATE_ID"] = sb.TemplateID
 	now := time.Now().UTC()
-	return envdapi.Init{
+	cfg := envdapi.Init{
 		EnvVars:     env,
 		AccessToken: sb.AccessToken,
-		DefaultUser: o.cfg.DefaultUser,
+		DefaultUser: o.userOf(tpl),
 		Timestamp:   &now,
 	}
+	if tpl != nil {
+		cfg.DefaultWorkdir = tpl.Workdir
+	}
+	return cfg
 }
 
 // teardown removes the container and network of a sandbox; it is safe to call
@@ -729,7 +740,8 @@ func (o *Orchestrator) resume(ctx context.Context, id string) error {
 	}
 	// Resync envd's clock and config, as E2B does after a resume.
 	if ip, err := netip.ParseAddr(sb.IP); err == nil {
-		if err := o.envd.Init(ctx, ip, o.envdConfig(sb)); err != nil {
+		tpl, _ := o.cfg.Templates.Resolve(ctx, sb.TemplateID) // its defaults, if it still exists
+		if err := o.envd.Init(ctx, ip, o.envdConfig(sb, tpl)); err != nil {
 			o.log.Warn("re-init envd after resume", "sandbox", id, "err", err)
 		}
 	}

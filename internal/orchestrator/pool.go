@@ -230,13 +230,13 @@ func (p *pool) claim(ctx context.Context, req CreateRequest, t *store.Template) 
 		o.finish(ctx, m.id, "warm pool claim failed: "+err.Error())
 		return nil, false
 	}
-	if err := o.envd.Init(ctx, m.ip, o.envdConfig(fresh)); err != nil {
+	if err := o.envd.Init(ctx, m.ip, o.envdConfig(fresh, t)); err != nil {
 		return fail("configure envd", err)
 	}
 	tm.mark("envd_init")
 	// A template's start command sees the caller's env vars and token, so
 	// it runs at claim, as in a cold create.
-	if err := o.runStartCmd(ctx, fresh, m.ip, t.StartCmd); err != nil {
+	if err := o.runStartCmd(ctx, fresh, m.ip, t); err != nil {
 		return fail("start command", err)
 	}
 	if t.StartCmd != "" {

@@ -83,12 +83,58 @@ type Template struct {
 	StartCmd string
 	// Runtime is the isolation runtime its sandboxes use unless a create
 	// names one; "" for the server's default.
-	Runtime     string
+	Runtime string
+	// ReadyCmd is polled (bash -l -c, as User) after StartCmd until it
+	// exits 0; a create returns only then. "" for none.
+	ReadyCmd string
+	// User and Workdir are the defaults of its sandboxes' commands ("" for
+	// the server's); Envs are env vars every sandbox gets under its own.
+	User        string
+	Workdir     string
+	Envs        map[string]string
+	BuildID     string // the build its fields come from; "" for built-in and CLI-built templates
 	Public      bool
 	SpawnCount  int64
 	LastSpawnAt time.Time
 	CreatedAt   time.Time
 	UpdatedAt   time.Time
+}
+
+// Build states of a TemplateBuild (E2B's TemplateBuildStatus).
+const (
+	BuildWaiting  = "waiting"
+	BuildBuilding = "building"
+	BuildReady    = "ready"
+	BuildError    = "error"
+)
+
+// TemplateBuild is one build of a template through the build API: its
+// state and, once ready, the tree and settings sandboxes of its tags get.
+type TemplateBuild struct {
+	ID         string
+	TemplateID string
+	TeamID     string
+	Status     string // BuildWaiting, BuildBuilding, BuildReady, BuildError
+	Reason     string // why it failed; "" unless BuildError
+	ReasonStep string // E2B's step of the failure: "base", "finalize" or a 1-based step index
+	CPUCount   int
+	MemoryMB   int
+	RootfsDir  string // "" until ready
+	StartCmd   string
+	ReadyCmd   string
+	User       string
+	Workdir    string
+	Envs       map[string]string
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+}
+
+// TemplateTag names one build of a template (E2B's name:tag).
+type TemplateTag struct {
+	TemplateID string
+	Tag        string
+	BuildID    string
+	CreatedAt  time.Time
 }
 
 // APIKey is a team API key; only its SHA-256 hash is stored.
@@ -164,6 +210,23 @@ type Templates interface {
 	TouchTemplate(ctx context.Context, id string, at time.Time) error
 }
 
+// TemplateBuilds persists template builds and the tags that name them.
+type TemplateBuilds interface {
+	PutTemplateBuild(ctx context.Context, b *TemplateBuild) error // insert or replace
+	GetTemplateBuild(ctx context.Context, id string) (*TemplateBuild, error)
+	// ListTemplateBuilds returns a template's builds, oldest first.
+	ListTemplateBuilds(ctx context.Context, templateID string) ([]*TemplateBuild, error)
+	// PutTemplateTag points a template's tag at a build, replacing where it
+	// pointed before.
+	PutTemplateTag(ctx context.Context, t *TemplateTag) error
+	GetTemplateTag(ctx context.Context, templateID, tag string) (*TemplateTag, error)
+	DeleteTemplateTag(ctx context.Context, templateID, tag string) error // ErrNotFound
+	// ListTemplateTags returns a template's tags, oldest first.
+	ListTemplateTags(ctx context.Context, templateID string) ([]*TemplateTag, error)
+	// DeleteTemplateBuilds removes a template's builds and tags.
+	DeleteTemplateBuilds(ctx context.Context, templateID string) error
+}
+
 // Teams persists teams.
 type Teams interface {
 	CreateTeam(ctx context.Context, t *Team) error // ErrAlreadyExists on an ID or name clash
@@ -193,6 +256,7 @@ type Events interface {
 type Store interface {
 	Sandboxes
 	Templates
+	TemplateBuilds
 	Teams
 	APIKeys
 	Events

@@ -23,6 +23,19 @@ var ErrInvalidName = errors.New("invalid template name")
 // ErrStepFailed means one of a derived template's --run commands failed.
 var ErrStepFailed = errors.New("build step failed")
 
+// StepError is a build step that exited non-zero; it is ErrStepFailed.
+type StepError struct {
+	Index    int // 0-based
+	Cmd      string
+	ExitCode int
+}
+
+func (e *StepError) Error() string {
+	return fmt.Sprintf("%v: step %d (%s): exit status %d", ErrStepFailed, e.Index+1, e.Cmd, e.ExitCode)
+}
+
+func (e *StepError) Unwrap() error { return ErrStepFailed }
+
 // DeriveOptions says how to derive a template from an existing one.
 type DeriveOptions struct {
 	Name string   // alias of the new template; an existing template of that name is replaced
@@ -162,6 +175,27 @@ func (m *Manager) derivedRecord(ctx context.Context, opts DeriveOptions, from *s
 
 // fillDerived copies from's rootfs into dir and runs the steps in it.
 func (m *Manager) fillDerived(ctx context.Context, from *store.Template, steps []string, runtimeName, dir string, rep *reporter) error {
+	out := &lineWriter{fn: func(line string) {
+		m.log.Debug("build output", "template", rep.name, "line", line)
+		rep.Println("  " + line)
+	}}
+	err := m.fillSteps(ctx, from, dir, rep, StepRequest{
+		Steps: steps, Runtime: runtimeName,
+		CPUCount: from.CPUCount, MemoryMB: from.MemoryMB, DiskMB: from.DiskSizeMB,
+		Output: out,
+	}, buildHolder(), func(i int) { rep.Println(fmt.Sprintf("$ %s", steps[i])) })
+	out.Flush()
+	if err != nil && len(steps) > 0 {
+		return fmt.Errorf("%w (last output: %s)", err, out.Tail())
+	}
+	return err
+}
+
+// fillSteps copies from's rootfs into dir and, if req has steps, runs them
+// in a build sandbox on from's tree (leased by holder meanwhile) and applies
+// its changes to dir. req's Lower, Step and Apply are set here; announce is
+// called before each step.
+func (m *Manager) fillSteps(ctx context.Context, from *store.Template, dir string, rep *reporter, req StepRequest, holder string, announce func(i int)) error {
 	const copyEnd, stepsEnd = 20, 95
 	copyPhase := "copy " + from.ID
 	if len(from.Aliases) > 0 {
@@ -174,43 +208,39 @@ func (m *Manager) fillDerived(ctx context.Context, from *store.Template, steps [
 	if err != nil {
 		return err
 	}
-	if len(steps) > 0 {
+	if n := len(req.Steps); n > 0 {
 		if m.cfg.Steps == nil {
 			return ErrNoStepRunner
 		}
 		// The build sandbox runs on the source's tree: a rebuild or delete
 		// of the source meanwhile must retire it, not remove it.
 		if m.checkRootfs(from.RootfsDir) == nil {
-			if err := m.Lease(from.RootfsDir, buildHolder()); err != nil {
+			if err := m.Lease(from.RootfsDir, holder); err != nil {
 				return err
 			}
 			defer func() {
-				if err := m.Release(buildHolder()); err != nil {
+				if err := m.Release(holder); err != nil {
 					m.log.Warn("release the build's lease", "err", err)
 				}
 			}()
 		}
-		out := &lineWriter{fn: func(line string) {
-			m.log.Debug("build output", "template", rep.name, "line", line)
-			rep.Println("  " + line)
-		}}
-		err := m.cfg.Steps.RunSteps(ctx, StepRequest{
-			Lower: from.RootfsDir, Steps: steps, Runtime: runtimeName,
-			CPUCount: from.CPUCount, MemoryMB: from.MemoryMB, DiskMB: from.DiskSizeMB,
-			Step: func(i int) {
-				out.Flush()
-				rep.Update(fmt.Sprintf("run %d/%d", i+1, len(steps)), copyEnd+i*(stepsEnd-copyEnd)/len(steps))
-				rep.Println(fmt.Sprintf("$ %s", steps[i]))
-			},
-			Output: out,
-			Apply: func(upper string, idBase uint32) error {
-				rep.Update("apply changes", stepsEnd)
-				return applyLayer(upper, dir, idBase)
-			},
-		})
-		out.Flush()
-		if err != nil {
-			return fmt.Errorf("%w (last output: %s)", err, out.Tail())
+		out := req.Output
+		req.Lower = from.RootfsDir
+		req.Step = func(i int) {
+			if f, ok := out.(interface{ Flush() }); ok {
+				f.Flush()
+			}
+			rep.Update(fmt.Sprintf("run %d/%d", i+1, n), copyEnd+i*(stepsEnd-copyEnd)/n)
+			if announce != nil {
+				announce(i)
+			}
+		}
+		req.Apply = func(upper string, idBase uint32) error {
+			rep.Update("apply changes", stepsEnd)
+			return applyLayer(upper, dir, idBase)
+		}
+		if err := m.cfg.Steps.RunSteps(ctx, req); err != nil {
+			return err
 		}
 	}
 	rep.Update("finalize", stepsEnd)
@@ -237,7 +267,13 @@ type StepRequest struct {
 	Output io.Writer
 	// Apply receives the finished sandbox's upper layer (see applyLayer).
 	Apply func(upper string, idBase uint32) error
+	// Lend are host paths mounted read-only into the build sandbox (under
+	// a directory the template never keeps).
+	Lend []Lend
 }
+
+// Lend is a host path a build sandbox sees read-only at Dest.
+type Lend struct{ Source, Dest string }
 
 // ErrNoStepRunner means a build has steps and nothing can run them.
 var ErrNoStepRunner = errors.New("template build steps need a sandbox to run in")

@@ -80,12 +80,18 @@ func removeTree(dir string) error {
 }
 
 // lockFile takes an exclusive flock on path, creating it; the returned func releases it.
-func lockFile(path string) (func(), error) {
+func lockFile(path string) (func(), error) { return flockFile(path, syscall.LOCK_EX) }
+
+// lockFileShared takes path's lock shared: with other shared holders, not
+// with an exclusive one.
+func lockFileShared(path string) (func(), error) { return flockFile(path, syscall.LOCK_SH) }
+
+func flockFile(path string, how int) (func(), error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open lock %s: %w", path, err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+	if err := syscall.Flock(int(f.Fd()), how); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}

@@ -207,6 +207,10 @@ func leased(rootfs string) bool {
 // its source tree while the build sandbox runs on it.
 func buildHolder() string { return "build-" + strconv.Itoa(os.Getpid()) }
 
+// buildHolderFor is the lease holder of one of several builds running in
+// this process at once: each releases only its own lease.
+func buildHolderFor(id string) string { return buildHolder() + "-" + id }
+
 // buildAlive says whether holder is the lease of a build whose process
 // still runs (a reused pid only keeps a tree longer).
 func buildAlive(holder string) bool {
@@ -214,6 +218,7 @@ func buildAlive(holder string) bool {
 	if !ok {
 		return false
 	}
+	pid, _, _ = strings.Cut(pid, "-")
 	if _, err := strconv.Atoi(pid); err != nil {
 		return false
 	}

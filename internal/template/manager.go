@@ -152,7 +152,7 @@ func (m *Manager) cacheDir() string     { return filepath.Join(m.cfg.DataDir, "c
 // build changes: a data dir holding a rootfs of another recipe rebuilds it,
 // and the rootfs path carries the recipe so sandboxes still running on the
 // old tree keep it until they are gone.
-const baseRecipe = "base-3"
+const baseRecipe = "base-4"
 
 func (m *Manager) rootfsDir(id, recipe string) string {
 	return filepath.Join(m.templatesDir(), id, "rootfs-"+recipe)
@@ -161,6 +161,12 @@ func (m *Manager) rootfsDir(id, recipe string) string {
 // Resolve finds a ready template by ID or alias.
 func (m *Manager) Resolve(ctx context.Context, ref string) (*store.Template, error) {
 	t, err := m.st.GetTemplate(ctx, ref)
+	if name, tag := SplitRef(ref); errors.Is(err, store.ErrNotFound) && tag != "" {
+		// name:tag names one build of the template.
+		if t, err = m.st.GetTemplate(ctx, name); err == nil {
+			return m.resolveTag(ctx, t, tag)
+		}
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("%w: %q", ErrNotFound, ref)
 	}

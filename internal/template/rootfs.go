@@ -38,6 +38,7 @@ func configureRootfs(root string, src aptSources, suite string) error {
 			return writeFile(root, "etc/profile.d/airlock.sh", 0o644,
 				"# Set by Airlock: C.UTF-8 is built into glibc, no locales package needed.\nexport LANG=C.UTF-8\n")
 		}},
+		{"profile", func() error { return keepPath(root) }},
 		{"hostname", func() error {
 			if err := writeFile(root, "etc/hostname", 0o644, hostname+"\n"); err != nil {
 				return err
@@ -261,4 +262,22 @@ func copyFile(src, dst string) error {
 		return err
 	}
 	return out.Close()
+}
+
+// keepPath makes Debian's /etc/profile keep the PATH a login shell starts
+// with: envd runs commands in one, and a template's ENV PATH or a
+// command's PATH must survive it (Ubuntu's profile, which E2B's images
+// have, sets no PATH at all).
+func keepPath(root string) error {
+	p := filepath.Join(root, "etc", "profile")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return err
+	}
+	const debian = "if [ \"$(id -u)\" -eq 0 ]; then\n  PATH="
+	if !strings.Contains(string(b), debian) {
+		return fmt.Errorf("%s: Debian's PATH block not found", p)
+	}
+	kept := "if [ -n \"${PATH-}\" ]; then\n  : # Airlock: keep the PATH the shell was given\nelif [ \"$(id -u)\" -eq 0 ]; then\n  PATH="
+	return os.WriteFile(p, []byte(strings.Replace(string(b), debian, kept, 1)), 0o644)
 }

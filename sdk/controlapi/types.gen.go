@@ -8,6 +8,30 @@ import (
 	"time"
 )
 
+// Defines values for BuildLogEntryLevel.
+const (
+	BuildLogEntryLevelDebug BuildLogEntryLevel = "debug"
+	BuildLogEntryLevelError BuildLogEntryLevel = "error"
+	BuildLogEntryLevelInfo  BuildLogEntryLevel = "info"
+	BuildLogEntryLevelWarn  BuildLogEntryLevel = "warn"
+)
+
+// Valid indicates whether the value is a known member of the BuildLogEntryLevel enum.
+func (e BuildLogEntryLevel) Valid() bool {
+	switch e {
+	case BuildLogEntryLevelDebug:
+		return true
+	case BuildLogEntryLevelError:
+		return true
+	case BuildLogEntryLevelInfo:
+		return true
+	case BuildLogEntryLevelWarn:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for SandboxLifecycleOnTimeout.
 const (
 	SandboxLifecycleOnTimeoutKill  SandboxLifecycleOnTimeout = "kill"
@@ -44,6 +68,30 @@ func (e SandboxState) Valid() bool {
 	}
 }
 
+// Defines values for TemplateBuildInfoStatus.
+const (
+	TemplateBuildInfoStatusBuilding TemplateBuildInfoStatus = "building"
+	TemplateBuildInfoStatusError    TemplateBuildInfoStatus = "error"
+	TemplateBuildInfoStatusReady    TemplateBuildInfoStatus = "ready"
+	TemplateBuildInfoStatusWaiting  TemplateBuildInfoStatus = "waiting"
+)
+
+// Valid indicates whether the value is a known member of the TemplateBuildInfoStatus enum.
+func (e TemplateBuildInfoStatus) Valid() bool {
+	switch e {
+	case TemplateBuildInfoStatusBuilding:
+		return true
+	case TemplateBuildInfoStatusError:
+		return true
+	case TemplateBuildInfoStatusReady:
+		return true
+	case TemplateBuildInfoStatusWaiting:
+		return true
+	default:
+		return false
+	}
+}
+
 // AdminSandbox defines model for AdminSandbox.
 type AdminSandbox struct {
 	Alias       string            `json:"alias,omitempty"`
@@ -73,6 +121,40 @@ type AdminTeam struct {
 	PausedSandboxes  int    `json:"pausedSandboxes"`
 	RunningSandboxes int    `json:"runningSandboxes"`
 	TeamID           string `json:"teamID"`
+}
+
+// AssignTags defines model for AssignTags.
+type AssignTags struct {
+	Tags []string `json:"tags"`
+
+	// Target name:tag of the build to tag
+	Target string `json:"target"`
+}
+
+// AssignedTags defines model for AssignedTags.
+type AssignedTags struct {
+	BuildID string   `json:"buildID"`
+	Tags    []string `json:"tags"`
+}
+
+// BuildLogEntry defines model for BuildLogEntry.
+type BuildLogEntry struct {
+	Level     BuildLogEntryLevel `json:"level"`
+	Message   string             `json:"message"`
+	Step      string             `json:"step,omitempty"`
+	Timestamp time.Time          `json:"timestamp"`
+}
+
+// BuildLogEntryLevel defines model for BuildLogEntry.Level.
+type BuildLogEntryLevel string
+
+// BuildStatusReason defines model for BuildStatusReason.
+type BuildStatusReason struct {
+	LogEntries []BuildLogEntry `json:"logEntries,omitempty"`
+	Message    string          `json:"message"`
+
+	// Step base, finalize or a 1-based step index
+	Step string `json:"step,omitempty"`
 }
 
 // Error defines model for Error.
@@ -127,6 +209,12 @@ type NewSandbox struct {
 // Refresh defines model for Refresh.
 type Refresh struct {
 	Duration *int64 `json:"duration,omitempty"`
+}
+
+// RemoveTags defines model for RemoveTags.
+type RemoveTags struct {
+	Name string   `json:"name"`
+	Tags []string `json:"tags"`
 }
 
 // Sandbox defines model for Sandbox.
@@ -248,6 +336,64 @@ type TemplateAlias struct {
 	TemplateID string `json:"templateID"`
 }
 
+// TemplateBuildInfo defines model for TemplateBuildInfo.
+type TemplateBuildInfo struct {
+	BuildID    string                  `json:"buildID"`
+	LogEntries []BuildLogEntry         `json:"logEntries"`
+	Logs       []string                `json:"logs"`
+	Reason     *BuildStatusReason      `json:"reason,omitempty"`
+	Status     TemplateBuildInfoStatus `json:"status"`
+	TemplateID string                  `json:"templateID"`
+}
+
+// TemplateBuildInfoStatus defines model for TemplateBuildInfo.Status.
+type TemplateBuildInfoStatus string
+
+// TemplateBuildLogs defines model for TemplateBuildLogs.
+type TemplateBuildLogs struct {
+	Logs []BuildLogEntry `json:"logs"`
+}
+
+// TemplateBuildRequest defines model for TemplateBuildRequest.
+type TemplateBuildRequest struct {
+	// Alias deprecated: name is used
+	Alias    string `json:"alias,omitempty"`
+	CpuCount int    `json:"cpuCount,omitempty"`
+	MemoryMB int    `json:"memoryMB,omitempty"`
+
+	// Name alias, optionally :tag (at most 128 characters)
+	Name string   `json:"name"`
+	Tags []string `json:"tags,omitempty"`
+
+	// TeamID deprecated: the key's team is used
+	TeamID string `json:"teamID,omitempty"`
+}
+
+// TemplateBuildRequested defines model for TemplateBuildRequested.
+type TemplateBuildRequested struct {
+	Aliases    []string `json:"aliases"`
+	BuildID    string   `json:"buildID"`
+	Names      []string `json:"names"`
+	Public     bool     `json:"public"`
+	Tags       []string `json:"tags"`
+	TemplateID string   `json:"templateID"`
+}
+
+// TemplateFileLink defines model for TemplateFileLink.
+type TemplateFileLink struct {
+	Present bool `json:"present"`
+
+	// Url where to PUT the files' tar archive when not present
+	Url string `json:"url,omitempty"`
+}
+
+// TemplateTag defines model for TemplateTag.
+type TemplateTag struct {
+	BuildID   string    `json:"buildID"`
+	CreatedAt time.Time `json:"createdAt"`
+	Tag       string    `json:"tag"`
+}
+
 // Timeout defines model for Timeout.
 type Timeout struct {
 	// Timeout seconds; a missing timeout is a 400
@@ -256,6 +402,26 @@ type Timeout struct {
 
 // SandboxID defines model for sandboxID.
 type SandboxID = string
+
+// GetTemplatesIdBuildsBuildIDLogsParams defines parameters for GetTemplatesIdBuildsBuildIDLogs.
+type GetTemplatesIdBuildsBuildIDLogsParams struct {
+	Cursor    int64  `form:"cursor,omitempty" json:"cursor,omitempty"`
+	Limit     int    `form:"limit,omitempty" json:"limit,omitempty"`
+	Direction string `form:"direction,omitempty" json:"direction,omitempty"`
+	Level     string `form:"level,omitempty" json:"level,omitempty"`
+}
+
+// GetTemplatesIdBuildsBuildIDStatusParams defines parameters for GetTemplatesIdBuildsBuildIDStatus.
+type GetTemplatesIdBuildsBuildIDStatusParams struct {
+	LogsOffset int    `form:"logsOffset,omitempty" json:"logsOffset,omitempty"`
+	Limit      int    `form:"limit,omitempty" json:"limit,omitempty"`
+	Level      string `form:"level,omitempty" json:"level,omitempty"`
+}
+
+// PutTemplatesIdFilesHashParams defines parameters for PutTemplatesIdFilesHash.
+type PutTemplatesIdFilesHashParams struct {
+	Token string `form:"token" json:"token"`
+}
 
 // PostSandboxesJSONRequestBody defines body for PostSandboxes for application/json ContentType.
 type PostSandboxesJSONRequestBody = NewSandbox
@@ -273,3 +439,12 @@ type PostSandboxesIdResumeJSONRequestBody = Timeout
 
 // PostSandboxesIdTimeoutJSONRequestBody defines body for PostSandboxesIdTimeout for application/json ContentType.
 type PostSandboxesIdTimeoutJSONRequestBody = Timeout
+
+// DeleteTemplatesTagsJSONRequestBody defines body for DeleteTemplatesTags for application/json ContentType.
+type DeleteTemplatesTagsJSONRequestBody = RemoveTags
+
+// PostTemplatesTagsJSONRequestBody defines body for PostTemplatesTags for application/json ContentType.
+type PostTemplatesTagsJSONRequestBody = AssignTags
+
+// PostV3TemplatesJSONRequestBody defines body for PostV3Templates for application/json ContentType.
+type PostV3TemplatesJSONRequestBody = TemplateBuildRequest

@@ -15,16 +15,20 @@ import (
 const templateSelect = `SELECT t.id, t.team_id,
 	COALESCE((SELECT array_agg(a.alias ORDER BY a.position) FROM template_aliases AS a WHERE a.template_id = t.id), '{}'),
 	t.rootfs_dir, t.build_status, t.envd_version, t.cpu_count, t.memory_mb, t.disk_size_mb,
-	t.start_cmd, t.runtime, t.public, t.spawn_count, t.last_spawn_at, t.created_at, t.updated_at
+	t.start_cmd, t.runtime, t.public, t.spawn_count, t.last_spawn_at, t.created_at, t.updated_at,
+	t.ready_cmd, t.user_name, t.workdir, t.envs, t.build_id
 	FROM templates AS t`
 
 func scanTemplate(r rowScanner) (*store.Template, error) {
 	var tp store.Template
 	err := r.Scan(&tp.ID, &tp.TeamID, &tp.Aliases, &tp.RootfsDir, &tp.BuildStatus, &tp.EnvdVersion,
 		&tp.CPUCount, &tp.MemoryMB, &tp.DiskSizeMB, &tp.StartCmd, &tp.Runtime, &tp.Public, &tp.SpawnCount,
-		&tp.LastSpawnAt, &tp.CreatedAt, &tp.UpdatedAt)
+		&tp.LastSpawnAt, &tp.CreatedAt, &tp.UpdatedAt, &tp.ReadyCmd, &tp.User, &tp.Workdir, &tp.Envs, &tp.BuildID)
 	if err != nil {
 		return nil, err
+	}
+	if tp.Envs == nil {
+		tp.Envs = map[string]string{}
 	}
 	tp.LastSpawnAt, tp.CreatedAt, tp.UpdatedAt = tp.LastSpawnAt.UTC(), tp.CreatedAt.UTC(), tp.UpdatedAt.UTC()
 	return &tp, nil
@@ -34,18 +38,26 @@ func scanTemplate(r rowScanner) (*store.Template, error) {
 // one, aliases included. An alias held by another template is
 // ErrAlreadyExists and nothing is written.
 func (s *Store) PutTemplate(ctx context.Context, tp *store.Template) error {
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	envs, err := jsonMap(tp.Envs)
+	if err != nil {
+		return fmt.Errorf("postgres: put template %q: %w", tp.ID, err)
+	}
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `INSERT INTO templates (id, team_id, rootfs_dir, build_status, envd_version,
-			cpu_count, memory_mb, disk_size_mb, start_cmd, runtime, public, spawn_count, last_spawn_at, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+			cpu_count, memory_mb, disk_size_mb, start_cmd, runtime, public, spawn_count, last_spawn_at, created_at, updated_at,
+			ready_cmd, user_name, workdir, envs, build_id)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
 			ON CONFLICT (id) DO UPDATE SET team_id = excluded.team_id, rootfs_dir = excluded.rootfs_dir,
 			build_status = excluded.build_status, envd_version = excluded.envd_version,
 			cpu_count = excluded.cpu_count, memory_mb = excluded.memory_mb,
 			disk_size_mb = excluded.disk_size_mb, start_cmd = excluded.start_cmd, runtime = excluded.runtime, public = excluded.public,
 			spawn_count = excluded.spawn_count, last_spawn_at = excluded.last_spawn_at,
-			created_at = excluded.created_at, updated_at = excluded.updated_at`,
+			created_at = excluded.created_at, updated_at = excluded.updated_at,
+			ready_cmd = excluded.ready_cmd, user_name = excluded.user_name, workdir = excluded.workdir,
+			envs = excluded.envs, build_id = excluded.build_id`,
 			tp.ID, tp.TeamID, tp.RootfsDir, tp.BuildStatus, tp.EnvdVersion, tp.CPUCount, tp.MemoryMB,
-			tp.DiskSizeMB, tp.StartCmd, tp.Runtime, tp.Public, tp.SpawnCount, tp.LastSpawnAt.UTC(), tp.CreatedAt.UTC(), tp.UpdatedAt.UTC())
+			tp.DiskSizeMB, tp.StartCmd, tp.Runtime, tp.Public, tp.SpawnCount, tp.LastSpawnAt.UTC(), tp.CreatedAt.UTC(), tp.UpdatedAt.UTC(),
+			tp.ReadyCmd, tp.User, tp.Workdir, envs, tp.BuildID)
 		if err != nil {
 			return err
 		}

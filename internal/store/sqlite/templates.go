@@ -15,7 +15,8 @@ import (
 const templateSelect = `SELECT t.id, t.team_id,
 	(SELECT json_group_array(a.alias ORDER BY a.position) FROM template_aliases AS a WHERE a.template_id = t.id),
 	t.rootfs_dir, t.build_status, t.envd_version, t.cpu_count, t.memory_mb, t.disk_size_mb,
-	t.start_cmd, t.runtime, t.public, t.spawn_count, t.last_spawn_at, t.created_at, t.updated_at
+	t.start_cmd, t.runtime, t.public, t.spawn_count, t.last_spawn_at, t.created_at, t.updated_at,
+	t.ready_cmd, t.user_name, t.workdir, t.envs, t.build_id
 	FROM templates AS t`
 
 func scanTemplate(r rowScanner) (*store.Template, error) {
@@ -23,15 +24,17 @@ func scanTemplate(r rowScanner) (*store.Template, error) {
 		tp                      store.Template
 		aliases                 string
 		lastSpawn, created, upd string
+		envs                    string
 	)
 	err := r.Scan(&tp.ID, &tp.TeamID, &aliases, &tp.RootfsDir, &tp.BuildStatus, &tp.EnvdVersion,
 		&tp.CPUCount, &tp.MemoryMB, &tp.DiskSizeMB, &tp.StartCmd, &tp.Runtime, &tp.Public, &tp.SpawnCount,
-		&lastSpawn, &created, &upd)
+		&lastSpawn, &created, &upd, &tp.ReadyCmd, &tp.User, &tp.Workdir, &envs, &tp.BuildID)
 	if err != nil {
 		return nil, err
 	}
 	var d decoder
 	tp.Aliases = d.strSlice(aliases)
+	tp.Envs = d.strMap(envs)
 	tp.LastSpawnAt, tp.CreatedAt, tp.UpdatedAt = d.time(lastSpawn), d.time(created), d.time(upd)
 	if d.err != nil {
 		return nil, fmt.Errorf("template %q: %w", tp.ID, d.err)
@@ -45,7 +48,8 @@ func scanTemplate(r rowScanner) (*store.Template, error) {
 func (s *Store) PutTemplate(ctx context.Context, tp *store.Template) error {
 	var e encoder
 	args := []any{tp.ID, tp.TeamID, tp.RootfsDir, tp.BuildStatus, tp.EnvdVersion, tp.CPUCount, tp.MemoryMB,
-		tp.DiskSizeMB, tp.StartCmd, tp.Runtime, tp.Public, tp.SpawnCount, e.time(tp.LastSpawnAt), e.time(tp.CreatedAt), e.time(tp.UpdatedAt)}
+		tp.DiskSizeMB, tp.StartCmd, tp.Runtime, tp.Public, tp.SpawnCount, e.time(tp.LastSpawnAt), e.time(tp.CreatedAt), e.time(tp.UpdatedAt),
+		tp.ReadyCmd, tp.User, tp.Workdir, e.strMap(tp.Envs), tp.BuildID}
 	if e.err != nil {
 		return fmt.Errorf("sqlite: put template %q: %w", tp.ID, e.err)
 	}
@@ -56,14 +60,17 @@ func (s *Store) PutTemplate(ctx context.Context, tp *store.Template) error {
 	defer tx.Rollback()
 	// An upsert, not INSERT OR REPLACE, whose delete would cascade.
 	_, err = tx.ExecContext(ctx, `INSERT INTO templates (id, team_id, rootfs_dir, build_status, envd_version,
-		cpu_count, memory_mb, disk_size_mb, start_cmd, runtime, public, spawn_count, last_spawn_at, created_at, updated_at)
+		cpu_count, memory_mb, disk_size_mb, start_cmd, runtime, public, spawn_count, last_spawn_at, created_at, updated_at,
+		ready_cmd, user_name, workdir, envs, build_id)
 		VALUES (`+placeholders(len(args))+`)
 		ON CONFLICT (id) DO UPDATE SET team_id = excluded.team_id, rootfs_dir = excluded.rootfs_dir,
 		build_status = excluded.build_status, envd_version = excluded.envd_version,
 		cpu_count = excluded.cpu_count, memory_mb = excluded.memory_mb,
 		disk_size_mb = excluded.disk_size_mb, start_cmd = excluded.start_cmd, runtime = excluded.runtime, public = excluded.public,
 		spawn_count = excluded.spawn_count, last_spawn_at = excluded.last_spawn_at,
-		created_at = excluded.created_at, updated_at = excluded.updated_at`, args...)
+		created_at = excluded.created_at, updated_at = excluded.updated_at,
+		ready_cmd = excluded.ready_cmd, user_name = excluded.user_name, workdir = excluded.workdir,
+		envs = excluded.envs, build_id = excluded.build_id`, args...)
 	if err != nil {
 		return fmt.Errorf("sqlite: put template %q: %w", tp.ID, err)
 	}

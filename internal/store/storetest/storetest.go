@@ -25,6 +25,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Sandbox", sandboxTests},
 		{"List", listTests},
 		{"Template", templateTests},
+		{"TemplateBuild", templateBuildTests},
 		{"APIKey", apiKeyTests},
 		{"Team", teamTests},
 		{"Event", eventTests},
@@ -137,6 +138,9 @@ func normTemplate(tp *store.Template) store.Template {
 	c := *tp
 	if c.Aliases == nil {
 		c.Aliases = []string{}
+	}
+	if c.Envs == nil {
+		c.Envs = map[string]string{}
 	}
 	c.LastSpawnAt = c.LastSpawnAt.UTC()
 	c.CreatedAt = c.CreatedAt.UTC()

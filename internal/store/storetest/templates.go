@@ -33,6 +33,11 @@ func newTemplate(id string, aliases ...string) *store.Template {
 		DiskSizeMB:  4096,
 		StartCmd:    "/.airlock/envd interpreter --addr ':49999'",
 		Runtime:     "runsc",
+		ReadyCmd:    "[ -f /tmp/ready ]",
+		User:        "worker",
+		Workdir:     "/app",
+		Envs:        map[string]string{"A": "1", "PATH": "/opt/bin:/usr/bin"},
+		BuildID:     "b-" + id,
 		Public:      true,
 		SpawnCount:  7,
 		LastSpawnAt: at(-time.Minute),
@@ -94,6 +99,8 @@ func testTemplateReplace(t *testing.T, s store.Store) {
 	repl.BuildStatus, repl.RootfsDir, repl.Public, repl.SpawnCount = "error", "/other", false, 0
 	repl.StartCmd = "" // clearing the start command must stick
 	repl.Runtime = "runc"
+	repl.ReadyCmd, repl.User, repl.Workdir, repl.BuildID = "", "root", "/srv", "b-next"
+	repl.Envs = map[string]string{"B": "2"} // replaces the map, not merges into it
 	repl.TeamID = "t-acme"
 	repl.LastSpawnAt = time.Time{}
 	mustPutTemplate(t, s, repl)
