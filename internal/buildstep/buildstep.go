@@ -77,7 +77,7 @@ func (h *helper) main(args []string) int {
 
 func (h *helper) dispatch(args []string) (int, error) {
 	if len(args) == 0 {
-		return 0, fail(exitHelper, "build-step: missing operation (run, copy, workdir, user, ready)")
+		return 0, fail(exitHelper, "build-step: missing operation (run, copy, workdir, user, ready, provision)")
 	}
 	op, args := args[0], args[1:]
 	switch op {
@@ -91,6 +91,8 @@ func (h *helper) dispatch(args []string) (int, error) {
 		return 0, h.user(args)
 	case "ready":
 		return h.ready(args)
+	case "provision":
+		return 0, h.provision(args)
 	}
 	return 0, fail(exitHelper, "build-step: unknown operation '%s'", op)
 }

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/airlock-sandbox/airlock/internal/loginpath"
 )
 
 // The unprivileged user sandboxes run commands as, matching E2B templates.
@@ -264,20 +266,17 @@ func copyFile(src, dst string) error {
 	return out.Close()
 }
 
-// keepPath makes Debian's /etc/profile keep the PATH a login shell starts
-// with: envd runs commands in one, and a template's ENV PATH or a
-// command's PATH must survive it (Ubuntu's profile, which E2B's images
-// have, sets no PATH at all).
+// keepPath makes Debian's /etc/profile keep the PATH a login shell
+// starts with (internal/loginpath).
 func keepPath(root string) error {
 	p := filepath.Join(root, "etc", "profile")
 	b, err := os.ReadFile(p)
 	if err != nil {
 		return err
 	}
-	const debian = "if [ \"$(id -u)\" -eq 0 ]; then\n  PATH="
-	if !strings.Contains(string(b), debian) {
+	out, ok := loginpath.Patch(b)
+	if !ok {
 		return fmt.Errorf("%s: Debian's PATH block not found", p)
 	}
-	kept := "if [ -n \"${PATH-}\" ]; then\n  : # Airlock: keep the PATH the shell was given\nelif [ \"$(id -u)\" -eq 0 ]; then\n  PATH="
-	return os.WriteFile(p, []byte(strings.Replace(string(b), debian, kept, 1)), 0o644)
+	return os.WriteFile(p, out, 0o644)
 }
