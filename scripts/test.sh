@@ -27,17 +27,37 @@ staticcheck ./...
 echo "==> go unit tests (with the race detector; fuzz targets run their seed corpora)"
 AIRLOCK_TEST_ROOT=1 AIRLOCK_TEST_RUNSC=1 go test -race -count=1 -p 2 -timeout 30m ./internal/... ./cmd/...
 
+# The loopback OCI registry template builds pull from (test/registry), seeded
+# from the base template's tree once the first server has built it.
+REGISTRY=127.0.0.1:5099
+REGISTRY_PID=
+start_registry() {
+  local tree
+  tree=$(ls -d "$DATA_DIR"/templates/*/rootfs-base-* 2>/dev/null | grep -v '\.tmp' | head -1)
+  [ -n "$tree" ] || { echo "test.sh: no base tree under $DATA_DIR to seed the registry from" >&2; exit 1; }
+  go build -o "$LOG_DIR/registry" ./test/registry
+  "$LOG_DIR/registry" --addr "$REGISTRY" --seed-from "$tree" >"$LOG_DIR/registry.log" 2>&1 &
+  REGISTRY_PID=$!
+  for _ in $(seq 1 600); do
+    grep -q "registry: ready" "$LOG_DIR/registry.log" && { cat "$LOG_DIR/registry.log"; return 0; }
+    kill -0 "$REGISTRY_PID" 2>/dev/null || { cat "$LOG_DIR/registry.log" >&2; echo "test registry exited" >&2; exit 1; }
+    sleep 0.5
+  done
+  echo "test registry did not become ready" >&2; exit 1
+}
+export AIRLOCK_TEST_REGISTRY=$REGISTRY
+
 stop_server() {
   if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
     kill -TERM "$SERVER_PID"; wait "$SERVER_PID" || true
   fi
   SERVER_PID=
 }
-trap 'stop_server; echo "logs in $LOG_DIR"' EXIT
+trap 'stop_server; [ -z "$REGISTRY_PID" ] || kill "$REGISTRY_PID" 2>/dev/null; echo "logs in $LOG_DIR"' EXIT
 
 start_server() { # runtime
   echo "==> airlock serve --runtime $1"
-  airlock serve --addr "$ADDR" --data-dir "$DATA_DIR" --runtime "$1" >"$LOG_DIR/serve-$1.out" 2>"$LOG_DIR/serve-$1.log" &
+  airlock serve --addr "$ADDR" --data-dir "$DATA_DIR" --runtime "$1" --registry-insecure "$REGISTRY" >"$LOG_DIR/serve-$1.out" 2>"$LOG_DIR/serve-$1.log" &
   SERVER_PID=$!
   for _ in $(seq 1 1800); do
     if curl -fsS "http://$ADDR/health" >/dev/null 2>&1; then return 0; fi
@@ -49,6 +69,7 @@ start_server() { # runtime
 
 mkdir -p "$DATA_DIR"
 start_server runc
+start_registry
 export E2B_API_KEY=$(airlock keys create --data-dir "$DATA_DIR" --name test)
 # A key of a second team, for the cross-team tests.
 export E2B_API_KEY_OTHER_TEAM=$(airlock keys create --data-dir "$DATA_DIR" --team other --name test-other)

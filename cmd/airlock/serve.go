@@ -26,6 +26,7 @@ import (
 	"github.com/airlock-sandbox/airlock/internal/builder"
 	"github.com/airlock-sandbox/airlock/internal/gateway"
 	"github.com/airlock-sandbox/airlock/internal/network"
+	"github.com/airlock-sandbox/airlock/internal/ociimage"
 	"github.com/airlock-sandbox/airlock/internal/orchestrator"
 	"github.com/airlock-sandbox/airlock/internal/procview"
 	"github.com/airlock-sandbox/airlock/internal/runtime"
@@ -59,6 +60,8 @@ type serveOptions struct {
 
 	allowPrivateEgress bool
 	protect            []string
+	registry           string
+	registryInsecure   []string
 
 	limits          tenancy.Limits
 	pausedRetention time.Duration
@@ -94,6 +97,8 @@ API key. Sandboxes keep running across a restart of the server.`,
 	f.BoolVar(&o.selfSigned, "self-signed", envBool("AIRLOCK_SELF_SIGNED", false), "serve HTTPS with a wildcard certificate for --domain signed by a local CA kept in the data dir, and print how to trust it; for local use (env AIRLOCK_SELF_SIGNED)")
 	f.BoolVar(&o.allowPrivateEgress, "allow-private-egress", envBool("AIRLOCK_ALLOW_PRIVATE_EGRESS", false), "let a sandbox's network.allowOut open private, link-local and host addresses and other sandboxes; off by default (env AIRLOCK_ALLOW_PRIVATE_EGRESS)")
 	f.StringSliceVar(&o.protect, "protect", envList("AIRLOCK_PROTECT"), "more IPv4 ranges no sandbox may reach, on top of the private, link-local and host ranges (repeatable; env AIRLOCK_PROTECT, comma-separated)")
+	f.StringVar(&o.registry, "registry", envOr("AIRLOCK_REGISTRY", ""), "registry for image references without one in template builds (fromImage), e.g. a mirror; default Docker Hub (env AIRLOCK_REGISTRY)")
+	f.StringSliceVar(&o.registryInsecure, "registry-insecure", envList("AIRLOCK_REGISTRY_INSECURE"), "registries (host:port) template builds may reach over plain HTTP and on private addresses; others must be public HTTPS (repeatable; env AIRLOCK_REGISTRY_INSECURE, comma-separated)")
 	f.BoolVar(&o.verbose, "verbose", false, "debug logging")
 	f.IntVar(&o.diskReserveMB, "disk-reserve-mb", envInt("AIRLOCK_DISK_RESERVE_MB", oci.DefaultDiskReserveMB), "free space the data dir's filesystem keeps for the server's store and logs: creates fail with 503 below it; negative for none (env AIRLOCK_DISK_RESERVE_MB)")
 	f.BoolVar(&o.procView, "runc-proc-view", envBool("AIRLOCK_RUNC_PROC_VIEW", true), "runc sandboxes read their own limits from /proc/meminfo, /proc/cpuinfo, /proc/stat, /proc/uptime (LXCFS, which stays running for them across server restarts); false shows them the host's (env AIRLOCK_RUNC_PROC_VIEW)")
@@ -213,8 +218,11 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 	}
 	defer orch.Close()
 
+	images := ociimage.New(ociimage.Config{
+		Dir: filepath.Join(o.dataDir, "images"), DefaultRegistry: o.registry, Insecure: o.registryInsecure, Log: log,
+	})
 	builds := builder.New(builder.Config{
-		Store: st, Trees: templates, DataDir: o.dataDir, Helper: agentBin, Log: log,
+		Store: st, Trees: templates, DataDir: o.dataDir, Helper: agentBin, Pull: images, Log: log,
 	})
 	defer builds.Close()
 	if err := builds.Recover(ctx); err != nil {

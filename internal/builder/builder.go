@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/airlock-sandbox/airlock/internal/errdefs"
+	"github.com/airlock-sandbox/airlock/internal/ociimage"
 	"github.com/airlock-sandbox/airlock/internal/store"
 	"github.com/airlock-sandbox/airlock/internal/template"
 )
@@ -47,6 +48,8 @@ type Config struct {
 	// Images maps image references to templates that stand for them
 	// (e2bdev/base is Airlock's base).
 	Images map[string]string
+	// Pull fetches every other image; nil: builds from them fail.
+	Pull ImagePuller
 	// Concurrency is how many builds run at once (default 2); the rest
 	// wait in order.
 	Concurrency int
@@ -55,6 +58,11 @@ type Config struct {
 	// MaxUpload bounds one COPY upload (default 4 GiB).
 	MaxUpload int64
 	Log       *slog.Logger
+}
+
+// ImagePuller fetches and flattens images (ociimage.Store does).
+type ImagePuller interface {
+	Pull(ctx context.Context, ref string, auth *ociimage.Auth, progress ociimage.Progress) (*ociimage.Image, error)
 }
 
 // DefaultImages are the E2B images this server builds from its own
@@ -380,11 +388,11 @@ type result struct {
 
 func (s *Service) runBuild(ctx context.Context, j *job) (*result, error) {
 	b, sp := j.build, j.spec
-	from, err := s.base(ctx, b.TeamID, sp)
+	s.logf(b.ID, "info", "base", "FROM %s", baseName(sp))
+	from, image, err := s.base(ctx, b, sp)
 	if err != nil {
 		return nil, err
 	}
-	s.logf(b.ID, "info", "base", "FROM %s", baseName(sp))
 	baseEnv := env{user: from.User, workdir: from.Workdir}
 	if baseEnv.user == "" {
 		baseEnv.user = defaultUser(from.RootfsDir)
@@ -403,6 +411,11 @@ func (s *Service) runBuild(ctx context.Context, j *job) (*result, error) {
 	})
 	if f != nil {
 		return nil, f
+	}
+	if image {
+		// An image's tree becomes a sandbox's in the build sandbox.
+		prog.steps = append([]string{helper("provision")}, prog.steps...)
+		prog.origin = append([]string{"base"}, prog.origin...)
 	}
 	res := &result{final: prog.final, startCmd: sp.StartCmd, readyCmd: sp.ReadyCmd}
 	if len(prog.steps) == 0 && from.TeamID == "" {
@@ -448,8 +461,9 @@ func (s *Service) runBuild(ctx context.Context, j *job) (*result, error) {
 	return res, nil
 }
 
-// base resolves what a build starts from.
-func (s *Service) base(ctx context.Context, team string, sp *Spec) (*store.Template, error) {
+// base resolves what a build starts from: a template, or an image pulled
+// and flattened (image true: its tree is yet to be provisioned).
+func (s *Service) base(ctx context.Context, b *store.TemplateBuild, sp *Spec) (*store.Template, bool, error) {
 	ref := sp.FromTemplate
 	if ref == "" {
 		img := sp.FromImage
@@ -458,17 +472,65 @@ func (s *Service) base(ctx context.Context, team string, sp *Spec) (*store.Templ
 		}
 		var ok bool
 		if ref, ok = s.cfg.Images[img]; !ok {
-			return nil, &Failure{Step: "base", Message: fmt.Sprintf("image %q: this server cannot pull images from registries; build from a template (fromTemplate) or from e2bdev/base", img)}
+			t, err := s.pull(ctx, b, img, sp.FromImageRegistry)
+			return t, err == nil, err
 		}
 	}
 	t, err := s.cfg.Trees.Resolve(ctx, ref)
-	if err == nil && t.TeamID != "" && t.TeamID != team && !t.Public {
+	if err == nil && t.TeamID != "" && t.TeamID != b.TeamID && !t.Public {
 		err = store.ErrNotFound
 	}
 	if err != nil {
-		return nil, &Failure{Step: "base", Message: fmt.Sprintf("base template %q not found or not ready", ref)}
+		return nil, false, &Failure{Step: "base", Message: fmt.Sprintf("base template %q not found or not ready", ref)}
 	}
-	return t, nil
+	return t, false, nil
+}
+
+// pull fetches an image and describes its tree as a template to build on:
+// E2B's user "user" (added by provisioning) and its home, the image's ENV.
+func (s *Service) pull(ctx context.Context, b *store.TemplateBuild, ref string, creds *RegistryCreds) (*store.Template, error) {
+	if s.cfg.Pull == nil {
+		return nil, &Failure{Step: "base", Message: fmt.Sprintf("image %q: this server pulls no images; build from a template (fromTemplate) or from e2bdev/base", ref)}
+	}
+	im, err := s.cfg.Pull.Pull(ctx, ref, creds.auth(), func(msg string) { s.logf(b.ID, "info", "base", "%s", msg) })
+	if err != nil {
+		msg := err.Error()
+		switch {
+		case errors.Is(err, ociimage.ErrNotFound):
+			msg = fmt.Sprintf("image %q not found", ref)
+		case errors.Is(err, ociimage.ErrUnauthorized):
+			msg = fmt.Sprintf("image %q: the registry refused access (give credentials with fromImage(image, {username, password}))", ref)
+		}
+		return nil, &Failure{Step: "base", Message: msg}
+	}
+	envs := map[string]string{}
+	for _, kv := range im.Env {
+		if k, v, ok := strings.Cut(kv, "="); ok && envKeyPattern.MatchString(k) {
+			envs[k] = v
+		}
+	}
+	return &store.Template{
+		ID: "image", Aliases: []string{ref}, RootfsDir: im.Rootfs,
+		User: sandboxUser, Workdir: homeOf(sandboxUser), Envs: envs,
+		CPUCount: template.DefaultCPUCount, MemoryMB: template.DefaultMemoryMB, DiskSizeMB: template.DefaultDiskSizeMB,
+		BuildStatus: template.StatusReady,
+	}, nil
+}
+
+// auth is the registry credentials E2B's variants carry, as basic
+// credentials: AWS's key pair as they are (no ECR token exchange), GCP's
+// service account JSON as _json_key.
+func (c *RegistryCreds) auth() *ociimage.Auth {
+	if c == nil {
+		return nil
+	}
+	switch c.Type {
+	case "aws":
+		return &ociimage.Auth{Username: c.AWSAccessKeyID, Password: c.AWSSecretAccessKey}
+	case "gcp":
+		return &ociimage.Auth{Username: "_json_key", Password: c.ServiceAccountJSON}
+	}
+	return &ociimage.Auth{Username: c.Username, Password: c.Password}
 }
 
 func baseName(sp *Spec) string {
@@ -618,6 +680,9 @@ func (s *Service) fail(ctx context.Context, b *store.TemplateBuild, f *Failure) 
 	}
 }
 
+// sandboxUser is E2B's user, whom commands run as by default.
+const sandboxUser = "user"
+
 // defaultUser is who a base's steps run as: E2B's "user" where the tree
 // has one, else root.
 func defaultUser(rootfs string) string {
@@ -631,8 +696,8 @@ func defaultUser(rootfs string) string {
 		return "root"
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "user:") {
-			return "user"
+		if strings.HasPrefix(line, sandboxUser+":") {
+			return sandboxUser
 		}
 	}
 	return "root"

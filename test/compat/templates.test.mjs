@@ -16,6 +16,12 @@ if (!otherKey) {
   throw new Error('template tests need E2B_API_KEY_OTHER_TEAM: a key of a second team (airlock keys create --team other)')
 }
 
+// The loopback registry scripts/test.sh runs (test/registry).
+const registry = process.env.AIRLOCK_TEST_REGISTRY
+if (!registry) {
+  throw new Error('template tests need AIRLOCK_TEST_REGISTRY: the host:port of test/registry, which the server lists in --registry-insecure')
+}
+
 const built = []
 const ctxDir = mkdtempSync(join(tmpdir(), 'airlock-tpl-'))
 mkdirSync(join(ctxDir, 'folder', 'sub'), { recursive: true })
@@ -136,7 +142,10 @@ describe('template builds', { concurrency: true }, () => {
 
   test('bad bases and a start command that fails are build errors', async () => {
     await assert.rejects(build(Template().fromTemplate('no-such-template-here'), uniqueName('tpl-base')), /base template "no-such-template-here" not found/)
-    await assert.rejects(build(Template().fromImage('registry.invalid/nothing:1'), uniqueName('tpl-img')), /cannot pull images/)
+    // A registry on a private address the operator did not list: refused
+    // before any connection (tenants must not reach the host's network).
+    await assert.rejects(build(Template().fromImage('127.0.0.1:1/nothing:1'), uniqueName('tpl-img')), /private network/)
+    await assert.rejects(build(Template().fromImage(`${registry}/airlock/missing:1`), uniqueName('tpl-img')), /image ".*airlock\/missing:1" not found/)
     const started = Template().fromTemplate('base').setStartCmd('./nonexistent/path', waitForPort(9))
     await assert.rejects(build(started, uniqueName('tpl-start')), /start command exited with status 127/)
   })
@@ -177,6 +186,31 @@ describe('template builds', { concurrency: true }, () => {
     // Nor can it read the build's status or upload into it.
     const res = await fetch(`${env.apiUrl}/templates/${name}/tags`, { headers: { 'X-API-KEY': otherKey } })
     assert.equal(res.status, 404)
+  })
+
+  test('a template from an OCI image: layers flattened, ENV kept, E2B user added; private images need credentials', async () => {
+    const name = uniqueName('tpl-image')
+    const t = Template().fromImage(`${registry}/airlock/test:1`)
+      .runCmd('echo "$IMAGE_VAR as $(whoami) in $(pwd)" > from-image.txt')
+      .runCmd('test "$(whoami)" = root', { user: 'root' })
+    const { logs } = await build(t, name)
+    assert.ok(logs.some((l) => /Pulling|cached/.test(l)), `the log tells of the pull: ${logs.join(' | ')}`)
+    const sbx = await Sandbox.create(name, { timeoutMs: 120_000 })
+    try {
+      assert.equal(await run(sbx, 'cat from-image.txt'), 'from-image as user in /home/user')
+      assert.equal(await run(sbx, 'cat /etc/airlock-image'), 'from the test registry')
+      assert.equal(await run(sbx, 'test -e /etc/motd && echo there || echo gone'), 'gone', "the upper layer's whiteout removed it")
+      assert.equal(await run(sbx, 'echo $IMAGE_VAR; whoami; sudo -n whoami'), 'from-image\nuser\nroot')
+      await sbx.files.write('/home/user/w.txt', 'written')
+      assert.equal(await sbx.files.read('/home/user/w.txt'), 'written')
+    } finally {
+      await killQuietly(sbx)
+    }
+    await assert.rejects(build(Template().fromImage(`${registry}/private/test:1`), uniqueName('tpl-priv')), /refused access/)
+    await assert.rejects(build(Template().fromImage(`${registry}/private/test:1`, { username: 'airlock', password: 'wrong' }), uniqueName('tpl-priv')), /refused access/)
+    const priv = uniqueName('tpl-priv')
+    await build(Template().fromImage(`${registry}/private/test:1`, { username: 'airlock', password: 'registry-test' }).runCmd('cat /etc/airlock-image'), priv)
+    assert.equal(await Template.exists(priv), true)
   })
 
   test('buildInBackground and getBuildStatus', async () => {

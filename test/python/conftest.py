@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-REQUIRED = ("E2B_API_URL", "E2B_SANDBOX_URL", "E2B_API_KEY", "E2B_API_KEY_OTHER_TEAM")
+REQUIRED = ("E2B_API_URL", "E2B_SANDBOX_URL", "E2B_API_KEY", "E2B_API_KEY_OTHER_TEAM", "AIRLOCK_TEST_REGISTRY")
 
 missing = [n for n in REQUIRED if not os.environ.get(n)]
 if missing:

@@ -115,9 +115,9 @@ def test_file_metadata(sbx: Sandbox) -> None:
 def test_unsupported_create_fields_and_routes() -> None:
     with pytest.raises(SandboxException, match="mcp"):
         Sandbox.create(mcp={"exa": {"apiKey": "x"}}, timeout=60, metadata=METADATA)
-    for method, path in [("GET", "/snapshots"), ("GET", "/volumes"), ("POST", "/v3/templates")]:
+    for method, path in [("GET", "/snapshots"), ("GET", "/volumes"), ("PATCH", "/v2/templates/base")]:
         resp = httpx.request(method, API_URL + path, headers={"X-API-KEY": os.environ["E2B_API_KEY"]},
-                             json={} if method == "POST" else None)
+                             json={"public": True} if method == "PATCH" else None)
         assert resp.status_code == 501, (path, resp.status_code, resp.text)
         body = resp.json()
         assert body["code"] == 501 and body["message"]

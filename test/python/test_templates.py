@@ -80,3 +80,26 @@ def test_failed_build_and_tags(cleanup: list[str]) -> None:
     assert not Template.exists(name, api_key=OTHER_KEY)
     with pytest.raises(Exception, match="taken by another team"):
         Template.build(Template().from_template("base"), name, api_key=OTHER_KEY)
+
+
+def test_build_from_registry_image(cleanup: list[str]) -> None:
+    registry = os.environ["AIRLOCK_TEST_REGISTRY"]
+    with pytest.raises(BuildException, match="refused access"):
+        Template.build(Template().from_image(f"{registry}/private/test:1"), _name("pyimg"), cpu_count=1, memory_mb=512)
+    name = _name("pyimg")
+    cleanup.append(name)
+    template = (
+        Template()
+        .from_image(f"{registry}/private/test:1", username="airlock", password="registry-test")
+        .run_cmd("echo $IMAGE_VAR > v.txt")
+    )
+    Template.build(template, name, cpu_count=1, memory_mb=512)
+    sbx = Sandbox.create(name, metadata=METADATA)
+    try:
+        assert sbx.commands.run("cat v.txt /etc/airlock-image; whoami").stdout.split("\n")[:3] == [
+            "from-image",
+            "from the test registry",
+            "user",
+        ]
+    finally:
+        sbx.kill()
