@@ -1,13 +1,18 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/airlock-sandbox/airlock/internal/ociimage"
 	"github.com/airlock-sandbox/airlock/internal/store"
 	"github.com/airlock-sandbox/airlock/internal/template"
 	"github.com/airlock-sandbox/airlock/internal/tenancy"
@@ -27,6 +32,11 @@ This is a local command: run it as root on the server host, with the server's
 commands' output go to stderr; the template ID (or --json) goes to stdout. A
 failing command records nothing and exits 1 with its last output lines.
 
+--from-oci PATH starts from a local image instead of a template: an OCI
+layout directory or a ` + "`docker save`" + ` tarball. Its layers are flattened
+(whiteouts applied) and the build sandbox adds E2B's user "user"; commands
+in its sandboxes run as that user in /home/user with the image's ENV.
+
 --cpu and --memory-mb default to the source template's; --start-cmd (run by
 envd in every new sandbox) defaults to the source's, and --start-cmd ''
 clears it.`
@@ -39,6 +49,9 @@ const templateBuildExample = `  # Python packages on top of base
     --run 'apt-get update && apt-get install -y --no-install-recommends nginx' \
     --start-cmd 'nginx' --cpu 1 --memory-mb 512
 
+  # A template from an image saved with docker save
+  airlock template build myimg --from-oci ./image.tar --run 'pip install requests'
+
   # The code interpreter with an extra library, then use it
   airlock template build ci-extra --from code-interpreter-v1 --run 'pip install --break-system-packages polars'
   airlock sandbox create --template ci-extra`
@@ -46,6 +59,7 @@ const templateBuildExample = `  # Python packages on top of base
 func newTemplateBuildCmd(f *clientFlags) *cobra.Command {
 	var (
 		from, startCmd string
+		fromOCI        string
 		runs           []string
 		cpu, memoryMB  int
 		dataDir, team  string
@@ -55,14 +69,14 @@ func newTemplateBuildCmd(f *clientFlags) *cobra.Command {
 		usernsBase     int
 	)
 	cmd := &cobra.Command{
-		Use:     "build NAME --from TEMPLATE [--run CMD]...",
+		Use:     "build NAME (--from TEMPLATE | --from-oci PATH) [--run CMD]...",
 		Short:   "Build a template from another one plus shell commands run in a sandbox (on the server host)",
 		Long:    templateBuildLong,
 		Example: templateBuildExample,
 		Args:    exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if from == "" {
-				return usagef("%s needs --from TEMPLATE (e.g. --from base)", cmd.CommandPath())
+			if (from == "") == (fromOCI == "") {
+				return usagef("%s needs --from TEMPLATE (e.g. --from base) or --from-oci PATH", cmd.CommandPath())
 			}
 			if cpu < 0 || memoryMB < 0 {
 				return usagef("--cpu and --memory-mb must be positive")
@@ -77,6 +91,15 @@ func newTemplateBuildCmd(f *clientFlags) *cobra.Command {
 			defer st.Close()
 			log := slog.New(slog.NewTextHandler(errOf(cmd), &slog.HandlerOptions{Level: slog.LevelWarn}))
 			tcfg := template.Config{DataDir: dataDir}
+			var fromTree *store.Template
+			var lend []template.Lend
+			if fromOCI != "" {
+				if fromTree, lend, err = imageTree(cmd.Context(), dataDir, fromOCI, errOf(cmd)); err != nil {
+					return err
+				}
+				// The image's tree becomes a sandbox's in the build sandbox first.
+				runs = append([]string{"exec " + imageHelperPath + " build-step provision"}, runs...)
+			}
 			if len(runs) > 0 {
 				runner, done, err := buildRunner(cmd.Context(), dataDir, usernsBase, cliBuildNet, log)
 				if err != nil {
@@ -93,7 +116,7 @@ func newTemplateBuildCmd(f *clientFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			opts := template.DeriveOptions{Name: args[0], From: from, Run: runs, CPUCount: cpu, MemoryMB: memoryMB, TeamID: owner.ID, Public: public, Runtime: runtimeName}
+			opts := template.DeriveOptions{Name: args[0], From: from, FromTree: fromTree, Lend: lend, Run: runs, CPUCount: cpu, MemoryMB: memoryMB, TeamID: owner.ID, Public: public, Runtime: runtimeName}
 			if cmd.Flags().Changed("start-cmd") {
 				opts.StartCmd = &startCmd
 			}
@@ -118,7 +141,8 @@ func newTemplateBuildCmd(f *clientFlags) *cobra.Command {
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&from, "from", "", "template (name or ID) to start from (required)")
+	fl.StringVar(&from, "from", "", "template (name or ID) to start from")
+	fl.StringVar(&fromOCI, "from-oci", "", "start from a local image instead: an OCI layout directory or a `docker save` tarball")
 	fl.StringArrayVar(&runs, "run", nil, "shell command to run as root in the build sandbox; repeatable, run in order")
 	fl.StringVar(&startCmd, "start-cmd", "", "command envd starts in every new sandbox (default: the source's)")
 	fl.IntVar(&cpu, "cpu", 0, "default vCPUs of its sandboxes (default: the source's)")
@@ -130,4 +154,43 @@ func newTemplateBuildCmd(f *clientFlags) *cobra.Command {
 	fl.StringVar(&storeSpec, "store", envOr("AIRLOCK_STORE", ""), storeFlagHelp)
 	fl.StringVar(&dataDir, "data-dir", envOr("AIRLOCK_DATA_DIR", "/var/lib/airlock"), "the server's data directory (env AIRLOCK_DATA_DIR)")
 	return cmd
+}
+
+// imageHelperPath is where a build sandbox from an image finds the agent,
+// whose build-step provision prepares the image's tree.
+const imageHelperPath = "/.airlock-build/envd"
+
+// imageTree flattens a local image and describes its tree as a template to
+// build on: E2B's user "user" (which provisioning adds), its home, and the
+// image's ENV.
+func imageTree(ctx context.Context, dataDir, path string, progress io.Writer) (*store.Template, []template.Lend, error) {
+	self, err := selfBinary()
+	if err != nil {
+		return nil, nil, err
+	}
+	helper, err := agentBinary(dataDir, self)
+	if err != nil {
+		return nil, nil, fmt.Errorf("install the sandbox agent: %w", err)
+	}
+	images := ociimage.New(ociimage.Config{Dir: filepath.Join(dataDir, "images")})
+	im, err := images.Open(ctx, path, func(msg string) { fmt.Fprintln(progress, msg) })
+	if errors.Is(err, ociimage.ErrNotFound) {
+		return nil, nil, &cliError{code: exitNotFound, err: err}
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	envs := map[string]string{}
+	for _, kv := range im.Env {
+		if k, v, ok := strings.Cut(kv, "="); ok && k != "" {
+			envs[k] = v
+		}
+	}
+	t := &store.Template{
+		ID: "image", Aliases: []string{path}, RootfsDir: im.Rootfs,
+		User: "user", Workdir: "/home/user", Envs: envs,
+		CPUCount: template.DefaultCPUCount, MemoryMB: template.DefaultMemoryMB, DiskSizeMB: template.DefaultDiskSizeMB,
+		BuildStatus: template.StatusReady,
+	}
+	return t, []template.Lend{{Source: helper, Dest: imageHelperPath}}, nil
 }

@@ -13,6 +13,8 @@ import (
 
 	"github.com/airlock-sandbox/airlock/internal/httpserve"
 	"github.com/airlock-sandbox/airlock/sdk/wire"
+
+	"github.com/airlock-sandbox/airlock/internal/osthreads"
 )
 
 const (
@@ -36,6 +38,9 @@ type RunConfig struct {
 // Run serves envd until ctx is cancelled. It is what the sandbox's init
 // process runs.
 func Run(ctx context.Context, cfg RunConfig, log *slog.Logger) error {
+	// Threads for later, while pids are free: a fork bomb in the sandbox
+	// would otherwise make the runtime abort when it next needs one.
+	go osthreads.Reserve(spareThreads)
 	addr := cfg.Addr
 	// As PID 1 orphans are ours by definition; elsewhere (tests, debugging)
 	// become a subreaper so the same reaping logic applies.
@@ -82,3 +87,7 @@ func signalReady(fd int, log *slog.Logger) {
 	}
 	f.Close()
 }
+
+// spareThreads is how many OS threads envd holds from its start (it runs
+// with about 7): enough for its concurrent blocking syscalls.
+const spareThreads = 32

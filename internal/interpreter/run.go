@@ -10,6 +10,8 @@ import (
 
 	"github.com/airlock-sandbox/airlock/internal/httpserve"
 	"github.com/airlock-sandbox/airlock/sdk/wire"
+
+	"github.com/airlock-sandbox/airlock/internal/osthreads"
 )
 
 // DefaultAddr is where the code-interpreter server listens in a sandbox.
@@ -32,6 +34,9 @@ type RunConfig struct {
 // Run serves the code-interpreter server until ctx is cancelled, then
 // closes every kernel.
 func Run(ctx context.Context, cfg RunConfig, log *slog.Logger) error {
+	// Threads for later, while pids are free: a fork bomb in the sandbox
+	// would otherwise make the runtime abort when it next needs one.
+	go osthreads.Reserve(spareThreads)
 	addr := cfg.Addr
 	if addr == "" {
 		addr = DefaultAddr
@@ -57,3 +62,6 @@ func Run(ctx context.Context, cfg RunConfig, log *slog.Logger) error {
 	}
 	return httpserve.Run(ctx, hs, ln, shutdownTimeout, "code interpreter", log)
 }
+
+// spareThreads is how many OS threads the interpreter holds from its start.
+const spareThreads = 24

@@ -52,6 +52,11 @@ type DeriveOptions struct {
 	// Runtime is the runtime its sandboxes use unless a create names one:
 	// "runc" or "runsc"; "" keeps From's ("" there = the server's default).
 	Runtime string
+	// FromTree, if set, is started from instead of From: a tree that is no
+	// template (an image flattened by internal/ociimage).
+	FromTree *store.Template
+	// Lend are host files the build sandbox sees read-only.
+	Lend []Lend
 }
 
 // namePattern is what a derived template may be called: an alias usable in
@@ -86,9 +91,11 @@ func (m *Manager) Derive(ctx context.Context, opts DeriveOptions, progress io.Wr
 	if opts.TeamID == "" {
 		opts.TeamID = store.DefaultTeamID
 	}
-	from, err := m.Resolve(ctx, opts.From)
-	if err != nil {
-		return nil, err
+	from := opts.FromTree
+	if from == nil {
+		if from, err = m.Resolve(ctx, opts.From); err != nil {
+			return nil, err
+		}
 	}
 	if from.TeamID != "" && from.TeamID != opts.TeamID && !from.Public {
 		return nil, fmt.Errorf("template %q: %w", opts.From, ErrNotFound)
@@ -102,7 +109,7 @@ func (m *Manager) Derive(ctx context.Context, opts DeriveOptions, progress io.Wr
 		return nil, err
 	}
 	fill := func(ctx context.Context, dir string, rep *reporter) error {
-		return m.fillDerived(ctx, from, opts.Run, rec.Runtime, dir, rep)
+		return m.fillDerived(ctx, from, opts.Run, opts.Lend, rec.Runtime, dir, rep)
 	}
 	if err := m.build(ctx, rec, progress, fill); err != nil {
 		_ = os.Remove(filepath.Dir(rec.RootfsDir)) // only if empty: a new template's dir
@@ -129,6 +136,10 @@ func (m *Manager) derivedRecord(ctx context.Context, opts DeriveOptions, from *s
 		MemoryMB:   from.MemoryMB,
 		DiskSizeMB: from.DiskSizeMB,
 		StartCmd:   from.StartCmd,
+		ReadyCmd:   from.ReadyCmd,
+		User:       from.User,
+		Workdir:    from.Workdir,
+		Envs:       from.Envs,
 		Runtime:    from.Runtime,
 		TeamID:     opts.TeamID,
 		Public:     opts.Public,
@@ -174,13 +185,13 @@ func (m *Manager) derivedRecord(ctx context.Context, opts DeriveOptions, from *s
 }
 
 // fillDerived copies from's rootfs into dir and runs the steps in it.
-func (m *Manager) fillDerived(ctx context.Context, from *store.Template, steps []string, runtimeName, dir string, rep *reporter) error {
+func (m *Manager) fillDerived(ctx context.Context, from *store.Template, steps []string, lend []Lend, runtimeName, dir string, rep *reporter) error {
 	out := &lineWriter{fn: func(line string) {
 		m.log.Debug("build output", "template", rep.name, "line", line)
 		rep.Println("  " + line)
 	}}
 	err := m.fillSteps(ctx, from, dir, rep, StepRequest{
-		Steps: steps, Runtime: runtimeName,
+		Steps: steps, Runtime: runtimeName, Lend: lend,
 		CPUCount: from.CPUCount, MemoryMB: from.MemoryMB, DiskMB: from.DiskSizeMB,
 		Output: out,
 	}, buildHolder(), func(i int) { rep.Println(fmt.Sprintf("$ %s", steps[i])) })

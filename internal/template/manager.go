@@ -105,11 +105,16 @@ func NewManager(cfg Config, st store.Templates, log *slog.Logger) *Manager {
 
 // RemoveFiles deletes a template's directory (every rootfs version of it)
 // once no sandbox runs on it: trees still leased are retired and go with
-// their last sandbox. It only touches directories under templates/.
+// their last sandbox. It only touches the template's own directory under
+// templates/: a build that changed nothing uses its base's tree, which
+// stays.
 func (m *Manager) RemoveFiles(t *store.Template) error {
 	dir := filepath.Join(m.templatesDir(), t.ID)
-	if t.ID == "" || filepath.Base(dir) != t.ID || !strings.HasPrefix(t.RootfsDir, dir+string(filepath.Separator)) {
-		return fmt.Errorf("template %s: rootfs %q is not under %s; not removing it", t.ID, t.RootfsDir, dir)
+	if !validTreeID(t.ID) {
+		return fmt.Errorf("template %q: not a template directory name; not removing anything", t.ID)
+	}
+	if _, err := os.Lstat(dir); errors.Is(err, os.ErrNotExist) {
+		return nil
 	}
 	// No templates lock: a build holds it for minutes, and builds only
 	// write their own template's directory.

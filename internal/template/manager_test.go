@@ -498,7 +498,6 @@ func TestRemoveFiles(t *testing.T) {
 		tpl     store.Template
 		wantErr bool
 	}{
-		{"rootfs elsewhere", store.Template{ID: "tplgone", RootfsDir: outside}, true},
 		{"id escaping", store.Template{ID: "../tplgone", RootfsDir: rootfs}, true},
 		{"no id", store.Template{RootfsDir: rootfs}, true},
 		{"its own dir", store.Template{ID: "tplgone", RootfsDir: rootfs}, false},
@@ -513,7 +512,21 @@ func TestRemoveFiles(t *testing.T) {
 			t.Fatalf("%s: template dir gone = %v after RemoveFiles(%v)", tc.name, gone, err)
 		}
 	}
+	// A template on another's tree (a build that changed nothing uses its
+	// base's): its own directory goes, the other tree stays.
+	if err := os.MkdirAll(filepath.Join(dir, "rootfs-c-1"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.RemoveFiles(&store.Template{ID: "tplgone", RootfsDir: outside}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the template's own dir stays: %v", err)
+	}
 	if _, err := os.Stat(outside); err != nil {
 		t.Errorf("directory outside templates/ touched: %v", err)
+	}
+	if err := m.RemoveFiles(&store.Template{ID: "tplgone", RootfsDir: outside}); err != nil {
+		t.Errorf("removing a template without a directory: %v", err)
 	}
 }

@@ -28,6 +28,11 @@ import (
 
 	"github.com/creack/pty"
 	"golang.org/x/sys/unix"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/airlock-sandbox/airlock/test/testimage"
 )
 
 // bin is the airlock binary built by TestMain.
@@ -641,6 +646,61 @@ func TestTemplateBuild(t *testing.T) {
 	}
 	if res := must(t, 0, "template", "list", "--json"); strings.Contains(res.stdout, name) {
 		t.Errorf("template list still has %s after rm: %s", name, res.stdout)
+	}
+}
+
+// TestTemplateBuildFromOCI builds a template from a `docker save` tarball
+// made from the base tree: the image's layers (a whiteout among them) and
+// ENV are kept, the build sandbox adds E2B's user, and sandboxes run on it.
+func TestTemplateBuildFromOCI(t *testing.T) {
+	dataDir := os.Getenv("AIRLOCK_TEST_DATA_DIR")
+	if dataDir == "" {
+		t.Fatal("AIRLOCK_TEST_DATA_DIR must name the test server's --data-dir")
+	}
+	trees, _ := filepath.Glob(filepath.Join(dataDir, "templates", "*", "rootfs-base-*"))
+	trees = slices.DeleteFunc(trees, func(p string) bool { return strings.Contains(p, ".tmp") })
+	if len(trees) == 0 {
+		t.Fatalf("no base tree under %s to make the image from", dataDir)
+	}
+	img, err := testimage.FromTree(trees[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	tarPath := filepath.Join(t.TempDir(), "image.tar")
+	tag, err := name.NewTag("example.test/airlock/test:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tarball.WriteToFile(tarPath, tag, img); err != nil {
+		t.Fatal(err)
+	}
+	suffix := make([]byte, 4)
+	if _, err := rand.Read(suffix); err != nil {
+		t.Fatal(err)
+	}
+	tpl := fmt.Sprintf("clioci-%x", suffix)
+	must(t, 2, "template", "build", tpl, "--from", "base", "--from-oci", tarPath, "--data-dir", dataDir)
+	must(t, 3, "template", "build", tpl, "--from-oci", tarPath+".missing", "--data-dir", dataDir)
+	res := must(t, 0, "template", "build", tpl, "--from-oci", tarPath, "--data-dir", dataDir, "--json",
+		"--run", "cp /etc/airlock-image /home/user/seen && test ! -e /etc/motd")
+	var built struct {
+		TemplateID string `json:"templateID"`
+	}
+	if err := json.Unmarshal([]byte(res.stdout), &built); err != nil || built.TemplateID == "" {
+		t.Fatalf("template build --json output %q: %v", res.stdout, err)
+	}
+	t.Cleanup(func() { run(t, "template", "rm", tpl) })
+	res = must(t, 0, "sandbox", "create", "--json", "--template", tpl, "--timeout", "5m")
+	var created struct {
+		SandboxID string `json:"sandboxID"`
+	}
+	if err := json.Unmarshal([]byte(res.stdout), &created); err != nil || created.SandboxID == "" {
+		t.Fatalf("create --json output %q: %v", res.stdout, err)
+	}
+	defer run(t, "sandbox", "kill", created.SandboxID)
+	res = must(t, 0, "sandbox", "exec", created.SandboxID, "--", "cat seen; whoami; pwd; echo $IMAGE_VAR")
+	if want := "from the test registry\nuser\n/home/user\nfrom-image\n"; res.stdout != want {
+		t.Errorf("in a sandbox of the image's template: %q, want %q", res.stdout, want)
 	}
 }
 
