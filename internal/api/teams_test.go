@@ -153,7 +153,9 @@ func TestTemplatesPerTeam(t *testing.T) {
 		status                  int
 	}{
 		{"alias of own", tt.keyA, "GET", "/templates/aliases/private-a", 200},
-		{"alias of another team's private", tt.keyB, "GET", "/templates/aliases/private-a", 404},
+		// As E2B: the name exists, but not for B (exists reads 403 as true; a build under it fails).
+		{"alias of another team's private", tt.keyB, "GET", "/templates/aliases/private-a", 403},
+		{"alias with a tag that is not there", tt.keyA, "GET", "/templates/aliases/private-a:nope", 404},
 		{"alias of another team's public", tt.keyB, "GET", "/templates/aliases/public-a", 200},
 		{"alias of built-in", tt.keyB, "GET", "/templates/aliases/base", 200},
 		{"delete another team's private", tt.keyB, "DELETE", "/templates/private-a", 404},

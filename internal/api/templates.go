@@ -2,9 +2,10 @@ package api
 
 import (
 	"errors"
-	"fmt"
 	"net/http"
+	"strings"
 
+	"github.com/airlock-sandbox/airlock/internal/builder"
 	"github.com/airlock-sandbox/airlock/internal/orchestrator"
 	"github.com/airlock-sandbox/airlock/internal/store"
 	"github.com/airlock-sandbox/airlock/sdk/controlapi"
@@ -66,30 +67,31 @@ func (s *Server) templateAliasOrTags(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// templateAlias says whether a name (optionally name:tag) is taken. As on
+// E2B, a name another team holds answers 403, which the SDKs' exists reads
+// as "exists": names are one namespace, and building under it fails too.
 func (s *Server) templateAlias(w http.ResponseWriter, r *http.Request, alias string) {
-	t, err := s.visibleTemplate(r, alias)
+	name, tag := alias, ""
+	if i := strings.LastIndexByte(alias, ':'); i >= 0 {
+		name, tag = alias[:i], alias[i+1:]
+	}
+	t, err := s.cfg.Store.GetTemplate(r.Context(), name)
+	if err == nil && tag != "" && tag != builder.DefaultTag {
+		_, err = s.cfg.Store.GetTemplateTag(r.Context(), t.ID, tag)
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		writeError(w, http.StatusNotFound, "template alias "+alias+" not found")
+		return
+	}
 	if err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			writeError(w, http.StatusNotFound, "template alias "+alias+" not found")
-			return
-		}
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, controlapi.TemplateAlias{TemplateID: t.ID, Public: t.Public})
-}
-
-// visibleTemplate finds a template the caller's team may see: its own, a
-// built-in one, or one another team made public. Others do not exist for it.
-func (s *Server) visibleTemplate(r *http.Request, ref string) (*store.Template, error) {
-	t, err := s.cfg.Store.GetTemplate(r.Context(), ref)
-	if err != nil {
-		return nil, err
-	}
 	if t.TeamID != "" && t.TeamID != callerTeam(r) && !t.Public {
-		return nil, fmt.Errorf("template %s: %w", ref, store.ErrNotFound)
+		writeError(w, http.StatusForbidden, "template alias "+alias+" belongs to another team")
+		return
 	}
-	return t, nil
+	writeJSON(w, http.StatusOK, controlapi.TemplateAlias{TemplateID: t.ID, Public: t.Public})
 }
 
 func nonNilSlice(s []string) []string {

@@ -125,3 +125,6 @@ func (s *Service) Tags(ctx context.Context, team, ref string) ([]*store.Template
 	}
 	return s.cfg.Store.ListTemplateTags(ctx, t.ID)
 }
+
+// DefaultTag names a template's newest successful build.
+const DefaultTag = template.DefaultTag

@@ -30,6 +30,7 @@ writeFileSync(join(ctxDir, 'folder', 'sub', 'b.txt'), 'beta\n')
 writeFileSync(join(ctxDir, 'folder', 'skip.md'), 'not a txt\n')
 writeFileSync(join(ctxDir, 'run.sh'), '#!/bin/sh\necho from-script\n')
 symlinkSync('a.txt', join(ctxDir, 'folder', 'link.txt'))
+symlinkSync('/etc/hostname', join(ctxDir, 'folder', 'abs.txt'))
 
 after(async () => {
   rmSync(ctxDir, { recursive: true, force: true })
@@ -58,6 +59,7 @@ describe('template builds', { concurrency: true }, () => {
       .copy('folder/*.txt', 'txt/')
       .copy('folder', '/opt/folder', { mode: 0o640, user: 'root' })
       .copy('run.sh', '/usr/local/bin/hello', { mode: 0o755 })
+      .copy('folder/link.txt', '/home/user/resolved.txt', { resolveSymlinks: true })
       .setEnvs({ GREETING: 'hi there', PATH: '/opt/tools:$PATH' })
       .runCmd('echo "$GREETING from $(whoami) in $(pwd)" > /home/user/ran.txt')
       .runCmd('touch /root/by-root && test "$(whoami)" = root', { user: 'root' })
@@ -77,11 +79,14 @@ describe('template builds', { concurrency: true }, () => {
     const sbx = await Sandbox.create(name, { timeoutMs: 120_000 })
     try {
       assert.equal(await run(sbx, 'cat /home/user/txt/a.txt'), 'alpha')
-      assert.equal(await run(sbx, 'ls /home/user/txt'), 'a.txt\nlink.txt', 'the glob took only the .txt files in folder/')
+      assert.equal(await run(sbx, 'ls /home/user/txt'), 'a.txt\nabs.txt\nlink.txt', 'the glob took only the .txt files in folder/')
       assert.equal(await run(sbx, 'readlink /home/user/txt/link.txt'), 'a.txt', 'a symlink stays a symlink')
+      // (A dangling one the pinned SDK cannot hash: it stats the target.)
+      assert.equal(await run(sbx, 'readlink /home/user/txt/abs.txt'), '/etc/hostname', 'an absolute symlink is kept as it is')
       assert.equal(await run(sbx, 'stat -c "%a %U" /opt/folder/a.txt /opt/folder/sub/b.txt', { user: 'root' }), '640 root\n640 root')
       assert.equal(await run(sbx, 'stat -c "%U" /home/user/txt/a.txt'), 'user', 'COPY files belong to the build user')
       assert.equal(await run(sbx, 'hello'), 'from-script')
+      assert.equal(await run(sbx, 'test -L /home/user/resolved.txt && echo link; cat /home/user/resolved.txt'), 'alpha', 'resolveSymlinks copies the target')
       assert.equal(await run(sbx, 'cat /home/user/ran.txt'), 'hi there from user in /home/user')
       assert.equal(await run(sbx, 'ls /root/by-root', { user: 'root' }), '/root/by-root')
       assert.equal(await run(sbx, 'readlink /home/user/data-link && test -d /srv/data && echo dir'), '/srv/data\ndir')
@@ -177,10 +182,13 @@ describe('template builds', { concurrency: true }, () => {
     await assert.rejects(Template.removeTags('no-such-template-x', ['tag']))
   })
 
-  test("another team can neither see nor take a team's template name", async () => {
+  test("another team can neither use nor take a team's template name", async () => {
     const name = uniqueName('tpl-team')
     await build(Template().fromTemplate('base'), name)
-    assert.equal(await Template.exists(name, { apiKey: otherKey }), false)
+    // As on E2B: the alias answers 403, which exists reads as "taken".
+    assert.equal(await Template.exists(name, { apiKey: otherKey }), true)
+    const alias = await fetch(`${env.apiUrl}/templates/aliases/${name}`, { headers: { 'X-API-KEY': otherKey } })
+    assert.equal(alias.status, 403)
     await assert.rejects(Template.build(Template().fromTemplate('base'), name, { apiKey: otherKey }), /taken by another team/)
     await assert.rejects(Sandbox.create(name, { apiKey: otherKey }), /not found/)
     // Nor can it read the build's status or upload into it.

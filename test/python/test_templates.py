@@ -76,8 +76,8 @@ def test_failed_build_and_tags(cleanup: list[str]) -> None:
         sbx.kill()
     Template.remove_tags(name, ["blue"])
     assert "blue" not in {t.tag for t in Template.get_tags(info.template_id)}
-    # Another team neither sees the name nor can build under it.
-    assert not Template.exists(name, api_key=OTHER_KEY)
+    # Another team learns the name is taken (403, as on E2B) and cannot build under it.
+    assert Template.exists(name, api_key=OTHER_KEY)
     with pytest.raises(Exception, match="taken by another team"):
         Template.build(Template().from_template("base"), name, api_key=OTHER_KEY)
 
