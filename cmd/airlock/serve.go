@@ -62,6 +62,7 @@ type serveOptions struct {
 	protect            []string
 	registry           string
 	registryInsecure   []string
+	imageCacheMB       int
 
 	limits          tenancy.Limits
 	pausedRetention time.Duration
@@ -99,6 +100,7 @@ API key. Sandboxes keep running across a restart of the server.`,
 	f.StringSliceVar(&o.protect, "protect", envList("AIRLOCK_PROTECT"), "more IPv4 ranges no sandbox may reach, on top of the private, link-local and host ranges (repeatable; env AIRLOCK_PROTECT, comma-separated)")
 	f.StringVar(&o.registry, "registry", envOr("AIRLOCK_REGISTRY", ""), "registry for image references without one in template builds (fromImage), e.g. a mirror; default Docker Hub (env AIRLOCK_REGISTRY)")
 	f.StringSliceVar(&o.registryInsecure, "registry-insecure", envList("AIRLOCK_REGISTRY_INSECURE"), "registries (host:port) template builds may reach over plain HTTP and on private addresses; others must be public HTTPS (repeatable; env AIRLOCK_REGISTRY_INSECURE, comma-separated)")
+	f.IntVar(&o.imageCacheMB, "image-cache-mb", envInt("AIRLOCK_IMAGE_CACHE_MB", 40<<10), "how much flattened images template builds pulled the data dir keeps; the least recently used go first, never one a build uses (env AIRLOCK_IMAGE_CACHE_MB)")
 	f.BoolVar(&o.verbose, "verbose", false, "debug logging")
 	f.IntVar(&o.diskReserveMB, "disk-reserve-mb", envInt("AIRLOCK_DISK_RESERVE_MB", oci.DefaultDiskReserveMB), "free space the data dir's filesystem keeps for the server's store and logs: creates fail with 503 below it; negative for none (env AIRLOCK_DISK_RESERVE_MB)")
 	f.BoolVar(&o.procView, "runc-proc-view", envBool("AIRLOCK_RUNC_PROC_VIEW", true), "runc sandboxes read their own limits from /proc/meminfo, /proc/cpuinfo, /proc/stat, /proc/uptime (LXCFS, which stays running for them across server restarts); false shows them the host's (env AIRLOCK_RUNC_PROC_VIEW)")
@@ -219,7 +221,8 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 	defer orch.Close()
 
 	images := ociimage.New(ociimage.Config{
-		Dir: filepath.Join(o.dataDir, "images"), DefaultRegistry: o.registry, Insecure: o.registryInsecure, Log: log,
+		Dir: filepath.Join(o.dataDir, "images"), DefaultRegistry: o.registry, Insecure: o.registryInsecure,
+		MaxCacheBytes: int64(o.imageCacheMB) << 20, Log: log,
 	})
 	builds := builder.New(builder.Config{
 		Store: st, Trees: templates, DataDir: o.dataDir, Helper: agentBin, Pull: images, Log: log,

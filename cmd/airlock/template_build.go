@@ -94,9 +94,11 @@ func newTemplateBuildCmd(f *clientFlags) *cobra.Command {
 			var fromTree *store.Template
 			var lend []template.Lend
 			if fromOCI != "" {
-				if fromTree, lend, err = imageTree(cmd.Context(), dataDir, fromOCI, errOf(cmd)); err != nil {
+				var release func()
+				if fromTree, lend, release, err = imageTree(cmd.Context(), dataDir, fromOCI, errOf(cmd)); err != nil {
 					return err
 				}
+				defer release() // the cache keeps the image's tree until the build ends
 				// The image's tree becomes a sandbox's in the build sandbox first.
 				runs = append([]string{"exec " + imageHelperPath + " build-step provision"}, runs...)
 			}
@@ -163,22 +165,22 @@ const imageHelperPath = "/.airlock-build/envd"
 // imageTree flattens a local image and describes its tree as a template to
 // build on: E2B's user "user" (which provisioning adds), its home, and the
 // image's ENV.
-func imageTree(ctx context.Context, dataDir, path string, progress io.Writer) (*store.Template, []template.Lend, error) {
+func imageTree(ctx context.Context, dataDir, path string, progress io.Writer) (*store.Template, []template.Lend, func(), error) {
 	self, err := selfBinary()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	helper, err := agentBinary(dataDir, self)
 	if err != nil {
-		return nil, nil, fmt.Errorf("install the sandbox agent: %w", err)
+		return nil, nil, nil, fmt.Errorf("install the sandbox agent: %w", err)
 	}
 	images := ociimage.New(ociimage.Config{Dir: filepath.Join(dataDir, "images")})
 	im, err := images.Open(ctx, path, func(msg string) { fmt.Fprintln(progress, msg) })
 	if errors.Is(err, ociimage.ErrNotFound) {
-		return nil, nil, &cliError{code: exitNotFound, err: err}
+		return nil, nil, nil, &cliError{code: exitNotFound, err: err}
 	}
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	envs := map[string]string{}
 	for _, kv := range im.Env {
@@ -192,5 +194,5 @@ func imageTree(ctx context.Context, dataDir, path string, progress io.Writer) (*
 		CPUCount: template.DefaultCPUCount, MemoryMB: template.DefaultMemoryMB, DiskSizeMB: template.DefaultDiskSizeMB,
 		BuildStatus: template.StatusReady,
 	}
-	return t, []template.Lend{{Source: helper, Dest: imageHelperPath}}, nil
+	return t, []template.Lend{{Source: helper, Dest: imageHelperPath}}, im.Release, nil
 }

@@ -389,10 +389,11 @@ type result struct {
 func (s *Service) runBuild(ctx context.Context, j *job) (*result, error) {
 	b, sp := j.build, j.spec
 	s.logf(b.ID, "info", "base", "FROM %s", baseName(sp))
-	from, image, err := s.base(ctx, b, sp)
+	from, image, release, err := s.base(ctx, b, sp)
 	if err != nil {
 		return nil, err
 	}
+	defer release() // the image's tree is read until the build ends
 	baseEnv := env{user: from.User, workdir: from.Workdir}
 	if baseEnv.user == "" {
 		baseEnv.user = defaultUser(from.RootfsDir)
@@ -463,7 +464,7 @@ func (s *Service) runBuild(ctx context.Context, j *job) (*result, error) {
 
 // base resolves what a build starts from: a template, or an image pulled
 // and flattened (image true: its tree is yet to be provisioned).
-func (s *Service) base(ctx context.Context, b *store.TemplateBuild, sp *Spec) (*store.Template, bool, error) {
+func (s *Service) base(ctx context.Context, b *store.TemplateBuild, sp *Spec) (t *store.Template, image bool, release func(), err error) {
 	ref := sp.FromTemplate
 	if ref == "" {
 		img := sp.FromImage
@@ -472,25 +473,28 @@ func (s *Service) base(ctx context.Context, b *store.TemplateBuild, sp *Spec) (*
 		}
 		var ok bool
 		if ref, ok = s.cfg.Images[img]; !ok {
-			t, err := s.pull(ctx, b, img, sp.FromImageRegistry)
-			return t, err == nil, err
+			t, im, err := s.pull(ctx, b, img, sp.FromImageRegistry)
+			if err != nil {
+				return nil, false, nil, err
+			}
+			return t, true, im.Release, nil
 		}
 	}
-	t, err := s.cfg.Trees.Resolve(ctx, ref)
+	t, err = s.cfg.Trees.Resolve(ctx, ref)
 	if err == nil && t.TeamID != "" && t.TeamID != b.TeamID && !t.Public {
 		err = store.ErrNotFound
 	}
 	if err != nil {
-		return nil, false, &Failure{Step: "base", Message: fmt.Sprintf("base template %q not found or not ready", ref)}
+		return nil, false, nil, &Failure{Step: "base", Message: fmt.Sprintf("base template %q not found or not ready", ref)}
 	}
-	return t, false, nil
+	return t, false, func() {}, nil
 }
 
 // pull fetches an image and describes its tree as a template to build on:
 // E2B's user "user" (added by provisioning) and its home, the image's ENV.
-func (s *Service) pull(ctx context.Context, b *store.TemplateBuild, ref string, creds *RegistryCreds) (*store.Template, error) {
+func (s *Service) pull(ctx context.Context, b *store.TemplateBuild, ref string, creds *RegistryCreds) (*store.Template, *ociimage.Image, error) {
 	if s.cfg.Pull == nil {
-		return nil, &Failure{Step: "base", Message: fmt.Sprintf("image %q: this server pulls no images; build from a template (fromTemplate) or from e2bdev/base", ref)}
+		return nil, nil, &Failure{Step: "base", Message: fmt.Sprintf("image %q: this server pulls no images; build from a template (fromTemplate) or from e2bdev/base", ref)}
 	}
 	im, err := s.cfg.Pull.Pull(ctx, ref, creds.auth(), func(msg string) { s.logf(b.ID, "info", "base", "%s", msg) })
 	if err != nil {
@@ -501,7 +505,7 @@ func (s *Service) pull(ctx context.Context, b *store.TemplateBuild, ref string, 
 		case errors.Is(err, ociimage.ErrUnauthorized):
 			msg = fmt.Sprintf("image %q: the registry refused access (give credentials with fromImage(image, {username, password}))", ref)
 		}
-		return nil, &Failure{Step: "base", Message: msg}
+		return nil, nil, &Failure{Step: "base", Message: msg}
 	}
 	envs := map[string]string{}
 	for _, kv := range im.Env {
@@ -514,7 +518,7 @@ func (s *Service) pull(ctx context.Context, b *store.TemplateBuild, ref string, 
 		User: sandboxUser, Workdir: homeOf(sandboxUser), Envs: envs,
 		CPUCount: template.DefaultCPUCount, MemoryMB: template.DefaultMemoryMB, DiskSizeMB: template.DefaultDiskSizeMB,
 		BuildStatus: template.StatusReady,
-	}, nil
+	}, im, nil
 }
 
 // auth is the registry credentials E2B's variants carry, as basic

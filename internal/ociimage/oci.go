@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -48,6 +49,9 @@ type Config struct {
 	Insecure []string
 	// MaxBytes bounds an image's flattened size (default 20 GiB).
 	MaxBytes int64
+	// MaxCacheBytes bounds the flattened images kept in Dir together
+	// (default 40 GiB): the least recently used ones no build holds go.
+	MaxCacheBytes int64
 	// Transport is the base HTTP transport (tests); nil: Go's default.
 	Transport *http.Transport
 	Log       *slog.Logger
@@ -71,6 +75,17 @@ type Image struct {
 	Cmd        []string `json:"cmd,omitempty"`
 	Layers     int      `json:"layers"`
 	Bytes      int64    `json:"bytes"`
+
+	release func()
+}
+
+// Release lets the cache remove the image's tree again; call it once the
+// tree is no longer read (the build that pulled it ended).
+func (im *Image) Release() {
+	if im != nil && im.release != nil {
+		im.release()
+		im.release = nil
+	}
 }
 
 // Store fetches and caches images.
@@ -84,6 +99,9 @@ type Store struct {
 func New(cfg Config) *Store {
 	if cfg.MaxBytes <= 0 {
 		cfg.MaxBytes = 20 << 30
+	}
+	if cfg.MaxCacheBytes <= 0 {
+		cfg.MaxCacheBytes = 40 << 30
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
@@ -227,13 +245,38 @@ func (s *Store) flatten(ctx context.Context, ref string, img v1.Image, progress 
 	if err != nil {
 		return nil, err
 	}
-	dir := filepath.Join(s.cfg.Dir, digest.Algorithm+"-"+digest.Hex)
-	mu, _ := s.locks.LoadOrStore(digest.String(), new(sync.Mutex))
+	key := digest.Algorithm + "-" + digest.Hex
+	dir := filepath.Join(s.cfg.Dir, key)
+	if err := os.MkdirAll(s.cfg.Dir, 0o700); err != nil {
+		return nil, err
+	}
+	// Held by the caller until Release: the pruner leaves the tree alone.
+	release, err := s.lockShared(key)
+	if err != nil {
+		return nil, err
+	}
+	out, err := s.flattenLocked(ctx, ref, key, dir, img, progress)
+	if err != nil {
+		release()
+		return nil, err
+	}
+	out.release = release
+	return out, nil
+}
+
+func (s *Store) flattenLocked(ctx context.Context, ref, key, dir string, img v1.Image, progress Progress) (*Image, error) {
+	mu, _ := s.locks.LoadOrStore(key, new(sync.Mutex))
 	mu.(*sync.Mutex).Lock()
 	defer mu.(*sync.Mutex).Unlock()
 	if out, err := readMeta(dir); err == nil {
-		progress.say("Image %s (%s) is cached", ref, digest)
+		now := time.Now()
+		_ = os.Chtimes(filepath.Join(dir, "image.json"), now, now) // recently used
+		progress.say("Image %s (%s) is cached", ref, out.Digest)
 		return out, nil
+	}
+	digest, err := img.Digest()
+	if err != nil {
+		return nil, err
 	}
 	cf, err := img.ConfigFile()
 	if err != nil {
@@ -250,9 +293,6 @@ func (s *Store) flatten(ctx context.Context, ref string, img v1.Image, progress 
 		Ref: ref, Digest: digest.String(), Layers: len(layers),
 		Env: cf.Config.Env, WorkingDir: cf.Config.WorkingDir, User: cf.Config.User,
 		Entrypoint: cf.Config.Entrypoint, Cmd: cf.Config.Cmd,
-	}
-	if err := os.MkdirAll(s.cfg.Dir, 0o700); err != nil {
-		return nil, err
 	}
 	tmp, err := os.MkdirTemp(s.cfg.Dir, ".tmp-")
 	if err != nil {
@@ -287,6 +327,7 @@ func (s *Store) flatten(ctx context.Context, ref string, img v1.Image, progress 
 	}
 	out.Rootfs = filepath.Join(dir, "rootfs")
 	s.log.Info("image flattened", "ref", ref, "digest", digest.String(), "layers", len(layers), "bytes", n)
+	s.prune(key)
 	return out, nil
 }
 

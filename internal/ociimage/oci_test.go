@@ -180,9 +180,8 @@ func TestPullFlattensAndCaches(t *testing.T) {
 	if err != nil || again.Rootfs != root || !strings.Contains(said[len(said)-1], "cached") {
 		t.Errorf("second pull not cached: %v %v", err, said)
 	}
-	entries, _ := os.ReadDir(filepath.Dir(filepath.Dir(root)))
-	if len(entries) != 1 {
-		t.Errorf("cache dir holds %d entries, want the one image", len(entries))
+	if dirs := cacheDirs(t, filepath.Dir(filepath.Dir(root))); len(dirs) != 1 {
+		t.Errorf("cache dir holds %v, want the one image", dirs)
 	}
 }
 
@@ -238,8 +237,8 @@ func TestTooLargeLeavesNothing(t *testing.T) {
 	if _, err := s.Pull(context.Background(), host+"/team/app:1", nil, nil); !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("err %v, want ErrTooLarge", err)
 	}
-	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
-		t.Errorf("left behind: %v", entries)
+	if dirs := cacheDirs(t, dir); len(dirs) != 0 {
+		t.Errorf("left behind: %v", dirs)
 	}
 }
 
@@ -274,3 +273,72 @@ func TestOpenLayoutAndTarball(t *testing.T) {
 }
 
 func log0() *stdlog.Logger { return stdlog.New(io.Discard, "", 0) }
+
+// cacheDirs lists a cache's entries but its lock files, which stay.
+func cacheDirs(t *testing.T, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range ents {
+		if !strings.HasSuffix(e.Name(), ".lock") {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
+
+// The cache keeps its images under MaxCacheBytes by removing the least
+// recently used, but never one a build still holds.
+func TestCacheBound(t *testing.T) {
+	mk := func(tag string) v1.Image {
+		img, err := mutate.AppendLayers(empty.Image, layer(t, ent{name: "f", body: strings.Repeat(tag, 1000), typ: tar.TypeReg, mode: 0o644}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return img
+	}
+	srv := httptest.NewServer(registry.New(registry.Logger(log0())))
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	for _, tag := range []string{"a", "b", "c"} {
+		r, _ := name.ParseReference(host+"/img/"+tag+":1", name.Insecure)
+		if err := remote.Write(r, mk(tag)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := t.TempDir()
+	s := New(Config{Dir: dir, Insecure: []string{host}, MaxCacheBytes: 1500}) // one image fits
+	ctx := context.Background()
+	pull := func(tag string) *Image {
+		im, err := s.Pull(ctx, host+"/img/"+tag+":1", nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return im
+	}
+	exists := func(im *Image) bool { _, err := os.Stat(im.Rootfs); return err == nil }
+	a := pull("a")
+	b := pull("b") // over the bound, but a is held
+	if !exists(a) || !exists(b) {
+		t.Fatal("an image in use was removed")
+	}
+	a.Release()
+	b.Release()
+	time.Sleep(10 * time.Millisecond) // distinct use times
+	b2 := pull("b")                   // cached: b is now the most recently used
+	b2.Release()
+	c := pull("c")
+	defer c.Release()
+	if exists(a) {
+		t.Error("the least recently used image stayed past the bound")
+	}
+	if !exists(c) {
+		t.Error("the new image was removed")
+	}
+	if exists(b) {
+		t.Error("b stayed: the cache holds two images over a bound of one")
+	}
+}
