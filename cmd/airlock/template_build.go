@@ -8,10 +8,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/airlock-sandbox/airlock/internal/builder"
 	"github.com/airlock-sandbox/airlock/internal/ociimage"
 	"github.com/airlock-sandbox/airlock/internal/store"
 	"github.com/airlock-sandbox/airlock/internal/template"
@@ -100,7 +100,7 @@ func newTemplateBuildCmd(f *clientFlags) *cobra.Command {
 				}
 				defer release() // the cache keeps the image's tree until the build ends
 				// The image's tree becomes a sandbox's in the build sandbox first.
-				runs = append([]string{"exec " + imageHelperPath + " build-step provision"}, runs...)
+				runs = append([]string{builder.ProvisionStep()}, runs...)
 			}
 			if len(runs) > 0 {
 				runner, done, err := buildRunner(cmd.Context(), dataDir, usernsBase, cliBuildNet, log)
@@ -158,13 +158,8 @@ func newTemplateBuildCmd(f *clientFlags) *cobra.Command {
 	return cmd
 }
 
-// imageHelperPath is where a build sandbox from an image finds the agent,
-// whose build-step provision prepares the image's tree.
-const imageHelperPath = "/.airlock-build/envd"
-
 // imageTree flattens a local image and describes its tree as a template to
-// build on: E2B's user "user" (which provisioning adds), its home, and the
-// image's ENV.
+// build on (builder.ImageBase), with the agent lent for provisioning.
 func imageTree(ctx context.Context, dataDir, path string, progress io.Writer) (*store.Template, []template.Lend, func(), error) {
 	self, err := selfBinary()
 	if err != nil {
@@ -182,17 +177,6 @@ func imageTree(ctx context.Context, dataDir, path string, progress io.Writer) (*
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	envs := map[string]string{}
-	for _, kv := range im.Env {
-		if k, v, ok := strings.Cut(kv, "="); ok && k != "" {
-			envs[k] = v
-		}
-	}
-	t := &store.Template{
-		ID: "image", Aliases: []string{path}, RootfsDir: im.Rootfs,
-		User: "user", Workdir: "/home/user", Envs: envs,
-		CPUCount: template.DefaultCPUCount, MemoryMB: template.DefaultMemoryMB, DiskSizeMB: template.DefaultDiskSizeMB,
-		BuildStatus: template.StatusReady,
-	}
-	return t, []template.Lend{{Source: helper, Dest: imageHelperPath}}, im.Release, nil
+	t := builder.ImageBase(path, im)
+	return t, []template.Lend{{Source: helper, Dest: builder.HelperPath}}, im.Release, nil
 }

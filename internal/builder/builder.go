@@ -415,7 +415,7 @@ func (s *Service) runBuild(ctx context.Context, j *job) (*result, error) {
 	}
 	if image {
 		// An image's tree becomes a sandbox's in the build sandbox.
-		prog.steps = append([]string{helper("provision")}, prog.steps...)
+		prog.steps = append([]string{ProvisionStep()}, prog.steps...)
 		prog.origin = append([]string{"base"}, prog.origin...)
 	}
 	res := &result{final: prog.final, startCmd: sp.StartCmd, readyCmd: sp.ReadyCmd}
@@ -490,8 +490,7 @@ func (s *Service) base(ctx context.Context, b *store.TemplateBuild, sp *Spec) (t
 	return t, false, func() {}, nil
 }
 
-// pull fetches an image and describes its tree as a template to build on:
-// E2B's user "user" (added by provisioning) and its home, the image's ENV.
+// pull fetches an image and describes its tree as a template to build on.
 func (s *Service) pull(ctx context.Context, b *store.TemplateBuild, ref string, creds *RegistryCreds) (*store.Template, *ociimage.Image, error) {
 	if s.cfg.Pull == nil {
 		return nil, nil, &Failure{Step: "base", Message: fmt.Sprintf("image %q: this server pulls no images; build from a template (fromTemplate) or from e2bdev/base", ref)}
@@ -507,6 +506,13 @@ func (s *Service) pull(ctx context.Context, b *store.TemplateBuild, ref string, 
 		}
 		return nil, nil, &Failure{Step: "base", Message: msg}
 	}
+	return ImageBase(ref, im), im, nil
+}
+
+// ImageBase describes a flattened image's tree as a template to build on:
+// E2B's user "user" (which provisioning adds) in its home, with the
+// image's ENV.
+func ImageBase(ref string, im *ociimage.Image) *store.Template {
 	envs := map[string]string{}
 	for _, kv := range im.Env {
 		if k, v, ok := strings.Cut(kv, "="); ok && envKeyPattern.MatchString(k) {
@@ -518,7 +524,7 @@ func (s *Service) pull(ctx context.Context, b *store.TemplateBuild, ref string, 
 		User: sandboxUser, Workdir: homeOf(sandboxUser), Envs: envs,
 		CPUCount: template.DefaultCPUCount, MemoryMB: template.DefaultMemoryMB, DiskSizeMB: template.DefaultDiskSizeMB,
 		BuildStatus: template.StatusReady,
-	}, im, nil
+	}
 }
 
 // auth is the registry credentials E2B's variants carry, as basic

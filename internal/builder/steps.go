@@ -173,6 +173,13 @@ const (
 	filesDir   = "/.airlock-build/files"
 )
 
+// HelperPath is where a build sandbox finds the lent agent.
+const HelperPath = helperPath
+
+// ProvisionStep is the shell step that makes an image's tree a sandbox's
+// (envd build-step provision), the first of every build from an image.
+func ProvisionStep() string { return helper("provision") }
+
 // program is a spec compiled into the build sandbox's shell steps.
 type program struct {
 	steps []string

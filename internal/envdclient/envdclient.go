@@ -180,18 +180,8 @@ func (c *Client) StartCmd(ctx context.Context, ip netip.Addr, token, user, cmd s
 	timer := time.AfterFunc(startCmdTimeout, cancel)
 	defer timer.Stop()
 
-	client := processconnect.NewProcessClient(c.http, c.url(ip, ""), connect.WithProtoJSON())
-	tag, stdin := StartCmdTag, false
-	req := connect.NewRequest(&rpc.StartRequest{
-		Process: &rpc.ProcessConfig{Cmd: "/bin/bash", Args: []string{"-l", "-c", cmd}, Envs: map[string]string{}},
-		Tag:     &tag,
-		Stdin:   &stdin,
-	})
-	if token != "" {
-		req.Header().Set(wire.HeaderAccessToken, token)
-	}
-	req.Header().Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(user+":")))
-	stream, err := client.Start(ctx, req)
+	tag := StartCmdTag
+	stream, err := c.startShell(ctx, ip, token, user, "", cmd, &tag)
 	if err != nil {
 		return 0, err
 	}
@@ -210,18 +200,7 @@ func (c *Client) StartCmd(ctx context.Context, ip netip.Addr, token, user, cmd s
 // RunCmd runs cmd (bash -l -c, as user, in cwd if set) to its end and
 // returns its exit code; ctx bounds it (envd kills it at the deadline).
 func (c *Client) RunCmd(ctx context.Context, ip netip.Addr, token, user, cwd, cmd string) (int, error) {
-	client := processconnect.NewProcessClient(c.http, c.url(ip, ""), connect.WithProtoJSON())
-	stdin := false
-	cfg := &rpc.ProcessConfig{Cmd: "/bin/bash", Args: []string{"-l", "-c", cmd}, Envs: map[string]string{}}
-	if cwd != "" {
-		cfg.Cwd = &cwd
-	}
-	req := connect.NewRequest(&rpc.StartRequest{Process: cfg, Stdin: &stdin})
-	if token != "" {
-		req.Header().Set(wire.HeaderAccessToken, token)
-	}
-	req.Header().Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(user+":")))
-	stream, err := client.Start(ctx, req)
+	stream, err := c.startShell(ctx, ip, token, user, cwd, cmd, nil)
 	if err != nil {
 		return 0, err
 	}
@@ -235,6 +214,23 @@ func (c *Client) RunCmd(ctx context.Context, ip netip.Addr, token, user, cwd, cm
 		return 0, err
 	}
 	return 0, errors.New("envd closed the stream before the process ended")
+}
+
+// startShell starts `bash -l -c cmd` as user (in cwd if set, with tag if
+// set, no stdin) through envd's process service and returns its stream.
+func (c *Client) startShell(ctx context.Context, ip netip.Addr, token, user, cwd, cmd string, tag *string) (*connect.ServerStreamForClient[rpc.StartResponse], error) {
+	client := processconnect.NewProcessClient(c.http, c.url(ip, ""), connect.WithProtoJSON())
+	stdin := false
+	cfg := &rpc.ProcessConfig{Cmd: "/bin/bash", Args: []string{"-l", "-c", cmd}, Envs: map[string]string{}}
+	if cwd != "" {
+		cfg.Cwd = &cwd
+	}
+	req := connect.NewRequest(&rpc.StartRequest{Process: cfg, Tag: tag, Stdin: &stdin})
+	if token != "" {
+		req.Header().Set(wire.HeaderAccessToken, token)
+	}
+	req.Header().Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(user+":")))
+	return client.Start(ctx, req)
 }
 
 // WaitPort polls http://ip:port/health until it answers 2xx, the way E2B's
